@@ -1,0 +1,186 @@
+"""The base image, made from Debian packages with mmdebstrap and pushed to the local registry.
+
+Docker Hub is out of reach here, so the project makes its own base. The root file system
+is built reproducibly (mmdebstrap honours SOURCE_DATE_EPOCH) and added to a `FROM scratch`
+image by buildx, so that the image config's timestamps are fixed too (a plain
+`docker import` would stamp the time of import into the config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagebuild import engine
+from imagebuild.config import Settings
+from imagebuild.errors import ImageBuildError
+from imagebuild.plan import BuildPlan
+from imagebuild.progress import utc_now
+from imagebuild.registry import Reference, RegistryClient
+
+Printer = Callable[[str], None]
+
+RECIPE_LABEL = "io.audiobook-tts.base-recipe"
+# Fixed, so that the same package set gives the same root file system and image config.
+BASE_EPOCH = 1704067200
+PATH_EXCLUDES = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/lintian/*",
+)
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """What the base image is made of; its digest decides whether a rebuild is needed."""
+
+    suite: str
+    mirror: str
+    packages: tuple[str, ...]
+    dockerfile_text: str
+
+    @classmethod
+    def from_repository(cls, settings: Settings) -> BaseRecipe:
+        base_dir = settings.root / "docker" / "base"
+        packages = read_packages(base_dir / "packages.txt")
+        return cls(
+            suite=settings.base_suite,
+            mirror=settings.base_mirror,
+            packages=packages,
+            dockerfile_text=(base_dir / "Dockerfile").read_text(encoding="utf-8"),
+        )
+
+    def digest(self) -> str:
+        document = json.dumps(
+            {
+                "suite": self.suite,
+                "mirror": self.mirror,
+                "packages": sorted(self.packages),
+                "dockerfile": self.dockerfile_text,
+                "excludes": PATH_EXCLUDES,
+                "epoch": BASE_EPOCH,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(document.encode()).hexdigest()[:16]
+
+    def sources(self) -> list[str]:
+        """Release, updates and security suites, so the base carries current fixes."""
+        security = self.mirror.rstrip("/").rsplit("/", 1)[0] + "/debian-security"
+        return [
+            f"deb {self.mirror} {self.suite} main",
+            f"deb {self.mirror} {self.suite}-updates main",
+            f"deb {security} {self.suite}-security main",
+        ]
+
+    def mmdebstrap_command(self, output: Path) -> list[str]:
+        command = [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--mode=root",
+            "--format=tar",
+            f"--include={','.join(self.packages)}",
+            '--aptopt=Acquire::Languages "none"',
+            # The host's resolver and name must not end up in the image.
+            '--customize-hook=rm -f "$1"/etc/hostname "$1"/etc/resolv.conf',
+        ]
+        command += [f"--dpkgopt={option}" for option in PATH_EXCLUDES]
+        command += [self.suite, str(output), *self.sources()]
+        return command
+
+
+def read_packages(path: Path) -> tuple[str, ...]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ImageBuildError(f"cannot read the base image's package list {path}") from error
+    packages = tuple(
+        line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()
+    )
+    if not packages:
+        raise ImageBuildError(f"{path} names no package")
+    return packages
+
+
+def base_image_current(settings: Settings, recipe: BaseRecipe) -> bool:
+    reference = Reference.parse(settings.base_image)
+    labels = RegistryClient(settings.registry).labels(reference.repository, reference.tag)
+    return labels is not None and labels.get(RECIPE_LABEL) == recipe.digest()
+
+
+def ensure_base_image(settings: Settings, printer: Printer, force: bool = False) -> None:
+    if not settings.owns_base_image:
+        printer(f"base image: {settings.base_image} (not made here; the build pulls it)")
+        return
+    recipe = BaseRecipe.from_repository(settings)
+    if not force and base_image_current(settings, recipe):
+        printer(f"base image: {settings.base_image} is current (recipe {recipe.digest()})")
+        return
+    make_base_image(settings, recipe, printer)
+
+
+def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) -> None:
+    from imagebuild.platform import StatePaths, install_packages
+
+    paths = StatePaths(settings.state_dir)
+    if shutil.which("mmdebstrap") is None:
+        install_packages(["mmdebstrap"], paths, printer)
+    workdir = settings.state_dir / "base" / recipe.digest()
+    workdir.mkdir(parents=True, exist_ok=True)
+    rootfs = workdir / "rootfs.tar"
+    log = workdir / "mmdebstrap.log"
+    printer(
+        f"base image: making {settings.base_image} from Debian {recipe.suite} packages "
+        f"({len(recipe.packages)} named; log: {log}) ..."
+    )
+    started = time.monotonic()
+    with log.open("w", encoding="utf-8") as handle:
+        result = subprocess.run(
+            recipe.mmdebstrap_command(rootfs),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={"SOURCE_DATE_EPOCH": str(BASE_EPOCH), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            check=False,
+        )
+    if result.returncode != 0:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        raise ImageBuildError(f"mmdebstrap failed: {lines[-1] if lines else 'no output'}", log)
+    printer(f"  root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
+            f"{time.monotonic() - started:.0f}s")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    log_dir = settings.log_path
+    plan = BuildPlan(
+        context=workdir,
+        dockerfile=settings.root / "docker" / "base" / "Dockerfile",
+        target="",
+        tags=(settings.base_image,),
+        build_args=(("RECIPE", recipe.digest()), ("SOURCE_DATE_EPOCH", str(BASE_EPOCH))),
+        secrets=(),
+        build_contexts=(),
+        cache_mode="none",
+        cache_from=(),
+        cache_to=None,
+        no_cache=False,
+        load=True,
+        push=True,
+        platforms=(),
+        progress="tty",
+        provenance=False,
+        log_path=log_dir / f"{stamp}-base.log",
+        raw_log_path=log_dir / f"{stamp}-base.rawjson",
+        metadata_path=log_dir / f"{stamp}-base.metadata.json",
+    )
+    docker = engine.client(settings.docker_client)
+    report = engine.run_build(docker, plan, printer)
+    rootfs.unlink(missing_ok=True)
+    printer(f"base image: pushed {settings.base_image} {report.image_digest or ''} "
+            f"in {time.monotonic() - started:.0f}s")

@@ -1,0 +1,139 @@
+"""`inv build`: plan, make sure the platform is up, run buildx, report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from imagebuild import engine, platform
+from imagebuild.config import HostPackageSettings, Settings
+from imagebuild.dockerfile import read_stages
+from imagebuild.engine import BuildFailed
+from imagebuild.errors import ImageBuildError
+from imagebuild.plan import BuildPlan, BuildRequest, make_plan
+from imagebuild.progress import utc_now
+from imagebuild.report import BuildReport, append_history
+
+Printer = Callable[[str], None]
+
+
+def history_path(settings: Settings) -> Path:
+    return settings.log_path / "history.jsonl"
+
+
+def prepare_wheelhouse(settings: Settings, host: HostPackageSettings) -> Path | None:
+    """The host's wheel directories as one named context (hard links when there are several)."""
+    if not host.find_links:
+        return None
+    if len(host.find_links) == 1:
+        return host.find_links[0]
+    merged = settings.state_dir / "wheelhouse"
+    if merged.exists():
+        shutil.rmtree(merged)
+    merged.mkdir(parents=True)
+    for directory in host.find_links:
+        for wheel in sorted(directory.iterdir()):
+            target = merged / wheel.name
+            if wheel.is_file() and not target.exists():
+                try:
+                    os.link(wheel, target)
+                except OSError:
+                    shutil.copy2(wheel, target)
+    return merged
+
+
+def plan_build(settings: Settings, request: BuildRequest) -> BuildPlan:
+    stages = read_stages(settings.dockerfile_path)
+    host = HostPackageSettings.current()
+    return make_plan(
+        settings,
+        host,
+        request,
+        stages,
+        now=utc_now(),
+        wheelhouse=prepare_wheelhouse(settings, host),
+    )
+
+
+def ensure_platform(settings: Settings, start: bool, printer: Printer) -> None:
+    if platform.platform_is_up(settings):
+        return
+    if not start:
+        raise ImageBuildError(
+            f"no Docker daemon or registry answers ({settings.registry}); "
+            "run `inv up` to start the local build platform"
+        )
+    printer("the build platform is not up; running `inv up` first")
+    platform.up(settings, printer)
+
+
+def _swap_local_cache(plan: BuildPlan) -> None:
+    if plan.local_cache is None:
+        return
+    fresh, current = plan.local_cache
+    if not fresh.exists():
+        return
+    retired = current.with_name(current.name + ".old")
+    if retired.exists():
+        shutil.rmtree(retired)
+    if current.exists():
+        current.rename(retired)
+    fresh.rename(current)
+    if retired.exists():
+        shutil.rmtree(retired)
+
+
+def _discard_fresh_cache(plan: BuildPlan) -> None:
+    if plan.local_cache is not None and plan.local_cache[0].exists():
+        shutil.rmtree(plan.local_cache[0], ignore_errors=True)
+
+
+def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> BuildReport:
+    """Run a plan: progress on the terminal, the report printed and appended to the history."""
+    for note in plan.notes:
+        printer(f"note: host setting not passed to the build: {note}")
+    if plan.local_cache is not None:
+        plan.local_cache[0].parent.mkdir(parents=True, exist_ok=True)
+    printer(f"building target {plan.target} ({plan.cache_mode} cache); log: {plan.log_path}")
+    docker = engine.client(settings.docker_client)
+    try:
+        report = engine.run_build(docker, plan, printer)
+    except BuildFailed as failed:
+        _discard_fresh_cache(plan)
+        append_history(history_path(settings), failed.report)
+        if failed.tail:
+            printer("last lines of the failing step:")
+            for line in failed.tail:
+                printer(f"  | {line}")
+        raise
+    _swap_local_cache(plan)
+    append_history(history_path(settings), report)
+    printer("")
+    for line in report.summary_lines():
+        printer(line)
+    return report
+
+
+def build(settings: Settings, request: BuildRequest, printer: Printer,
+          start_platform: bool = True) -> BuildReport:
+    """`inv build`: the one function the task calls."""
+    plan = plan_build(settings, request)
+    ensure_platform(settings, start_platform, printer)
+    return execute_plan(settings, plan, printer)
+
+
+def source_date_epoch(root: Path) -> int | None:
+    """The time of the last commit, for reproducible timestamps; None outside a git tree."""
+    with contextlib.suppress(OSError, ValueError, subprocess.CalledProcessError):
+        result = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(result.stdout.strip())
+    return None

@@ -1,0 +1,163 @@
+"""Typed views of the Invoke configuration and of the host's package settings.
+
+Defaults live in invoke.yaml (and INVOKE_IMAGEBUILD_* variables); this module only
+reads them into frozen values, so that everything downstream is plain data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagebuild.errors import UsageError
+
+TORCH_VARIANTS = ("cpu", "cuda")
+CACHE_MODES = ("none", "inline", "local", "registry")
+PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Project defaults: the `imagebuild` section of the Invoke configuration."""
+
+    root: Path
+    image: str = "audiobook-tts"
+    registry: str = "127.0.0.1:5000"
+    base_image: str = "127.0.0.1:5000/audiobook-tts/base:bookworm"
+    base_suite: str = "bookworm"
+    base_mirror: str = "http://deb.debian.org/debian"
+    torch_variant: str = "cpu"
+    dockerfile: Path = Path("docker/tts/Dockerfile")
+    target: str = "runtime"
+    cache: str = "inline"
+    state_dir: Path = Path("/var/lib/audiobook-tts")
+    log_dir: Path = Path("build-logs")
+    docker_client: str = "docker"
+    provenance: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], root: Path) -> Settings:
+        """Read the `imagebuild` config section; unknown keys are an error, not a typo kept."""
+        known = {f for f in cls.__dataclass_fields__ if f != "root"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown imagebuild setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        kwargs: dict[str, Any] = {"root": root}
+        for key, value in values.items():
+            if key in ("dockerfile", "state_dir", "log_dir"):
+                path = Path(str(value))
+                kwargs[key] = path if path.is_absolute() else root / path
+            elif key == "provenance":
+                kwargs[key] = _as_bool(key, value)
+            else:
+                kwargs[key] = str(value)
+        settings = cls(**kwargs)
+        if settings.torch_variant not in TORCH_VARIANTS:
+            raise UsageError(
+                f"torch_variant {settings.torch_variant!r} is not one of {', '.join(TORCH_VARIANTS)}"
+            )
+        if settings.cache not in CACHE_MODES:
+            raise UsageError(
+                f"cache {settings.cache!r} is not one of {', '.join(CACHE_MODES)}"
+            )
+        return settings
+
+    def absolute(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def dockerfile_path(self) -> Path:
+        return self.absolute(self.dockerfile)
+
+    @property
+    def log_path(self) -> Path:
+        return self.absolute(self.log_dir)
+
+    @property
+    def registry_cache_ref(self) -> str:
+        return f"{self.registry}/{self.image}:buildcache"
+
+    @property
+    def local_cache_dir(self) -> Path:
+        return self.state_dir / "cache" / self.image
+
+    @property
+    def owns_base_image(self) -> bool:
+        """True when the base image is the one this project makes and pushes itself."""
+        return self.base_image.startswith(f"{self.registry}/")
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"setting {key} wants true or false, not {value!r}")
+
+
+@dataclass(frozen=True)
+class HostPackageSettings:
+    """The host's pip settings that a build must honour without baking them into layers."""
+
+    ca_bundle: Path | None = None
+    find_links: tuple[Path, ...] = ()
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> HostPackageSettings:
+        """Read SSL_CERT_FILE / PIP_CERT / REQUESTS_CA_BUNDLE, PIP_FIND_LINKS and index URLs."""
+        ignored: list[str] = []
+        ca_bundle: Path | None = None
+        for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+            value = environ.get(name, "").strip()
+            if value and Path(value).is_file():
+                ca_bundle = Path(value)
+                break
+            if value:
+                ignored.append(f"{name}={value} (not a file)")
+        find_links: list[Path] = []
+        for item in environ.get("PIP_FIND_LINKS", "").split():
+            local = item.removeprefix("file://")
+            if Path(local).is_dir():
+                if Path(local) not in find_links:
+                    find_links.append(Path(local))
+            else:
+                ignored.append(f"PIP_FIND_LINKS entry {item} (only local directories are passed)")
+        index_url = _remote_url(environ.get("PIP_INDEX_URL", ""), ignored, "PIP_INDEX_URL")
+        extras = tuple(
+            url
+            for item in environ.get("PIP_EXTRA_INDEX_URL", "").split()
+            if (url := _remote_url(item, ignored, "PIP_EXTRA_INDEX_URL"))
+        )
+        return cls(
+            ca_bundle=ca_bundle,
+            find_links=tuple(find_links),
+            index_url=index_url,
+            extra_index_urls=extras,
+            ignored=tuple(ignored),
+        )
+
+    @classmethod
+    def current(cls) -> HostPackageSettings:
+        return cls.from_environ(os.environ)
+
+
+def _remote_url(value: str, ignored: list[str], name: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    if value.startswith(("http://", "https://")):
+        return value
+    # A file:// index on the host means nothing inside a build container.
+    ignored.append(f"{name} entry {value} (not an http(s) URL)")
+    return None

@@ -1,0 +1,288 @@
+"""The one module that talks to Docker, through python-on-whales.
+
+Every other module gets plain values from here; a `DockerException` never leaves this
+module: it becomes an `ImageBuildError` with one line to read and the log to open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient, DockerException
+
+from imagebuild.errors import ImageBuildError
+from imagebuild.plan import BuildPlan
+from imagebuild.progress import (
+    ProgressTracker,
+    RawJsonReader,
+    Vertex,
+    compact_line,
+    plain_line,
+    utc_now,
+)
+from imagebuild.report import BuildReport, failure_summary, step_records
+
+Printer = Callable[[str], None]
+
+
+def client(binary: str = "docker") -> DockerClient:
+    return DockerClient(client_call=[binary])
+
+
+def _first_line(error: DockerException) -> str:
+    text = (error.stderr or error.stdout or "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.lower().startswith(("error", "cannot", "failed")):
+            return line
+    return lines[-1] if lines else f"docker exited with code {error.return_code}"
+
+
+@contextlib.contextmanager
+def docker_errors(action: str, log_path: Path | None = None) -> Iterator[None]:
+    """Turn any DockerException inside the block into one clear line."""
+    try:
+        yield
+    except DockerException as error:
+        raise ImageBuildError(f"{action}: {_first_line(error)}", log_path) from error
+
+
+def engine_answers(docker: DockerClient) -> bool:
+    try:
+        version = docker.version()
+    except DockerException:
+        return False
+    return version.server is not None
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    server_version: str
+    buildx_version: str
+    containerd_store: bool
+    data_root: str
+
+
+def engine_facts(docker: DockerClient) -> EngineFacts:
+    with docker_errors("cannot read the engine's facts"):
+        info = docker.system.info()
+        buildx = docker.buildx.version()
+    status = {str(key): str(value) for key, value in (info.driver_status or [])}
+    containerd = "containerd" in status.get("driver-type", "") or "containerd" in str(info.driver)
+    buildx_version = buildx.get("version", "") if isinstance(buildx, dict) else str(buildx)
+    return EngineFacts(
+        server_version=str(info.server_version),
+        buildx_version=str(buildx_version),
+        containerd_store=containerd,
+        data_root=str(info.docker_root_dir),
+    )
+
+
+class BuildOutput:
+    """Where a build's progress goes: the terminal (by mode) and the plain log file."""
+
+    def __init__(self, plan: BuildPlan, printer: Printer) -> None:
+        self.plan = plan
+        self.printer = printer
+        plan.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = plan.log_path.open("w", encoding="utf-8")
+        self.raw = plan.raw_log_path.open("w", encoding="utf-8")
+        self.log.write(f"# {plan.describe()}\n")
+        self.tracker = ProgressTracker(on_event=self._on_event)
+        self.reader = RawJsonReader()
+
+    def _on_event(self, kind: str, vertex: Vertex, detail: str) -> None:
+        line = plain_line(kind, vertex, detail)
+        if line is not None:
+            self.log.write(line + "\n")
+        shown: str | None = None
+        if self.plan.progress == "plain":
+            shown = line
+        elif self.plan.progress in ("tty", "auto"):
+            shown = compact_line(kind, vertex, detail)
+        if shown is not None:
+            self.printer(shown)
+
+    def feed(self, chunk: str) -> None:
+        self.raw.write(chunk if chunk.endswith("\n") else chunk + "\n")
+        for event in self.reader.feed(chunk):
+            self.tracker.handle(event)
+            text = getattr(event, "line", None)
+            if text is not None:
+                self.log.write(text + "\n")
+                if self.plan.progress != "quiet":
+                    self.printer(text)
+
+    def close(self) -> None:
+        for event in self.reader.close():
+            self.tracker.handle(event)
+        self.log.close()
+        self.raw.close()
+
+
+def run_build(
+    docker: DockerClient,
+    plan: BuildPlan,
+    printer: Printer,
+    inspect_after: bool = True,
+) -> BuildReport:
+    """Run the plan's one buildx call, stream its progress, and return its report."""
+    started_at = utc_now()
+    started = time.monotonic()
+    output = BuildOutput(plan, printer)
+    error: DockerException | None = None
+    try:
+        for chunk in docker.buildx.build(**plan.buildx_kwargs()):
+            output.feed(str(chunk))
+    except DockerException as caught:
+        error = caught
+    finally:
+        output.close()
+    wall = round(time.monotonic() - started, 3)
+    tracker = output.tracker
+    steps = step_records(tracker.steps())
+    warnings = tuple(
+        line.removeprefix("WARNING: ") for line in tracker.texts if line.startswith("WARNING")
+    ) + tuple(tracker.warnings)
+    common: dict[str, Any] = {
+        "target": plan.target,
+        "tags": plan.tags,
+        "cache_mode": plan.cache_mode,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "wall_seconds": wall,
+        "steps": steps,
+        "context_bytes": tracker.context_bytes(),
+        "log_path": str(plan.log_path),
+        "warnings": warnings,
+    }
+    if error is not None:
+        message, tail = failure_summary(tracker)
+        if not tracker.vertices and not tracker.texts:
+            message = _first_line(error)
+        report = BuildReport(succeeded=False, error=message, **common)
+        raise BuildFailed(report, tail)
+    digest, image_id, size = _image_facts(docker, plan) if inspect_after else (None, None, None)
+    return BuildReport(
+        succeeded=True, image_digest=digest, image_id=image_id, image_size=size, **common
+    )
+
+
+class BuildFailed(ImageBuildError):
+    """A build that ran and failed; carries its report and the failing step's last lines."""
+
+    def __init__(self, report: BuildReport, tail: Sequence[str]) -> None:
+        super().__init__(report.error or "the build failed", Path(report.log_path))
+        self.report = report
+        self.tail = tuple(tail)
+
+
+def _image_facts(docker: DockerClient, plan: BuildPlan) -> tuple[str | None, str | None, int | None]:
+    digest: str | None = None
+    image_id: str | None = None
+    if plan.metadata_path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            metadata = json.loads(plan.metadata_path.read_text(encoding="utf-8"))
+            digest = metadata.get("containerimage.digest")
+            image_id = metadata.get("containerimage.config.digest")
+    size: int | None = None
+    if plan.load and plan.tags:
+        with contextlib.suppress(DockerException):
+            image = docker.image.inspect(plan.tags[0])
+            size = int(image.size or 0)
+            image_id = image_id or str(image.id)
+    return digest, image_id, size
+
+
+# --- images, containers and the builder cache -------------------------------------------
+
+
+def image_exists(docker: DockerClient, reference: str) -> bool:
+    with docker_errors(f"cannot look up image {reference}"):
+        return bool(docker.image.exists(reference))
+
+
+def remove_images(docker: DockerClient, references: Sequence[str]) -> None:
+    present = [ref for ref in references if docker.image.exists(ref)]
+    if present:
+        with docker_errors("cannot remove images"):
+            docker.image.remove(present, force=True)
+
+
+def prune_builder(docker: DockerClient) -> None:
+    """Throw away the builder's whole local cache (`docker buildx prune -af`)."""
+    with docker_errors("cannot prune the builder cache"):
+        docker.buildx.prune(all=True)
+
+
+def save_image(docker: DockerClient, reference: str, destination: Path) -> Path:
+    """`docker save` of one image to a tar file, to read its config history and its files."""
+    with docker_errors(f"cannot save image {reference}"):
+        docker.image.save(reference, output=destination)
+    return destination
+
+
+def image_config(docker: DockerClient, reference: str) -> dict[str, Any]:
+    with docker_errors(f"cannot inspect {reference}"):
+        image = docker.image.inspect(reference)
+    data = image.model_dump(mode="json", by_alias=True) if hasattr(image, "model_dump") else {}
+    return dict(data)
+
+
+def push(docker: DockerClient, reference: str) -> None:
+    with docker_errors(f"cannot push {reference}"):
+        docker.image.push(reference, quiet=True)
+
+
+def run_detached(
+    docker: DockerClient,
+    image: str,
+    name: str,
+    ports: dict[int, int] | None = None,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] = (),
+    user: str | None = None,
+) -> str:
+    with docker_errors(f"cannot start a container of {image}"):
+        container = docker.run(
+            image,
+            list(command),
+            detach=True,
+            name=name,
+            publish=[(host, inner) for host, inner in (ports or {}).items()],
+            envs=env or {},
+            user=user,
+        )
+    return str(container.id)
+
+
+def execute(docker: DockerClient, container: str, command: Sequence[str]) -> str:
+    with docker_errors(f"command {' '.join(command)} failed in container {container[:12]}"):
+        return str(docker.container.execute(container, list(command)))
+
+
+def container_logs(docker: DockerClient, container: str) -> str:
+    with contextlib.suppress(DockerException):
+        return str(docker.container.logs(container))
+    return ""
+
+
+def container_state(docker: DockerClient, container: str) -> dict[str, Any]:
+    with docker_errors(f"cannot inspect container {container[:12]}"):
+        state = docker.container.inspect(container).state
+    return state.model_dump(mode="json") if hasattr(state, "model_dump") else {}
+
+
+def stop_container(docker: DockerClient, container: str, timeout: int = 10) -> None:
+    with docker_errors(f"cannot stop container {container[:12]}"):
+        docker.container.stop(container, time=timeout)
+
+
+def remove_container(docker: DockerClient, container: str) -> None:
+    with contextlib.suppress(DockerException):
+        docker.container.remove(container, force=True, volumes=True)

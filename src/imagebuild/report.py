@@ -1,0 +1,194 @@
+"""The build report: what ran, what was cached, how long each stage took, what came out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagebuild.progress import ProgressTracker, Vertex
+
+SLOWEST_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One Dockerfile step of one build."""
+
+    name: str
+    stage: str
+    cached: bool
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """A build, summed up: kept as one JSON line in build-logs/history.jsonl."""
+
+    target: str
+    tags: tuple[str, ...]
+    cache_mode: str
+    started_at: str
+    wall_seconds: float
+    succeeded: bool
+    steps: tuple[StepRecord, ...]
+    context_bytes: int
+    log_path: str
+    image_digest: str | None = None
+    image_id: str | None = None
+    image_size: int | None = None
+    error: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def steps_total(self) -> int:
+        return len(self.steps)
+
+    @property
+    def steps_cached(self) -> int:
+        return sum(1 for step in self.steps if step.cached)
+
+    @property
+    def all_cached(self) -> bool:
+        return self.steps_total > 0 and self.steps_cached == self.steps_total
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds of work per stage (steps overlap across stages, so these can exceed wall time)."""
+        totals: dict[str, float] = {}
+        for step in self.steps:
+            totals[step.stage] = round(totals.get(step.stage, 0.0) + step.seconds, 3)
+        return totals
+
+    def slowest(self, count: int = SLOWEST_SHOWN) -> list[StepRecord]:
+        ran = [step for step in self.steps if not step.cached and step.seconds > 0]
+        return sorted(ran, key=lambda step: step.seconds, reverse=True)[:count]
+
+    def cached_step_names(self) -> list[str]:
+        return [step.name for step in self.steps if step.cached]
+
+    def rebuilt_step_names(self) -> list[str]:
+        return [step.name for step in self.steps if not step.cached]
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        data["steps_total"] = self.steps_total
+        data["steps_cached"] = self.steps_cached
+        data["stage_seconds"] = self.stage_seconds()
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BuildReport:
+        data = json.loads(text)
+        for derived in ("steps_total", "steps_cached", "stage_seconds"):
+            data.pop(derived, None)
+        data["steps"] = tuple(StepRecord(**step) for step in data["steps"])
+        data["tags"] = tuple(data["tags"])
+        data["warnings"] = tuple(data.get("warnings", ()))
+        return cls(**data)
+
+    def summary_lines(self) -> list[str]:
+        """The short table printed after every build."""
+        state = "built" if self.succeeded else "FAILED"
+        lines = [
+            f"{state} target {self.target} in {self.wall_seconds:.1f}s "
+            f"({self.cache_mode} cache): {self.steps_cached} of {self.steps_total} steps cached",
+        ]
+        if self.all_cached:
+            lines.append("every step was cached")
+        stages = self.stage_seconds()
+        if stages:
+            lines.append("  stage            work    steps  cached")
+            for stage, seconds in stages.items():
+                stage_steps = [step for step in self.steps if step.stage == stage]
+                cached = sum(1 for step in stage_steps if step.cached)
+                lines.append(f"  {stage:<15} {seconds:6.1f}s {len(stage_steps):6d} {cached:7d}")
+        slowest = self.slowest()
+        if slowest:
+            lines.append("  slowest steps:")
+            for step in slowest:
+                lines.append(f"    {step.seconds:6.1f}s {_shorten(step.name, 90)}")
+        lines.append(f"  context sent: {_human_bytes(self.context_bytes)}")
+        if self.image_digest or self.image_size:
+            size = _human_bytes(self.image_size) if self.image_size else "unknown size"
+            lines.append(f"  image: {', '.join(self.tags)} {self.image_digest or ''} {size}".rstrip())
+        for warning in self.warnings:
+            lines.append(f"  warning: {warning}")
+        lines.append(f"  log: {self.log_path}")
+        return lines
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _human_bytes(count: int | None) -> str:
+    if not count:
+        return "0 B"
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{count} B"
+
+
+def step_records(vertices: Sequence[Vertex]) -> tuple[StepRecord, ...]:
+    return tuple(
+        StepRecord(
+            name=vertex.name,
+            stage=vertex.stage or "",
+            cached=vertex.cached,
+            seconds=round(vertex.seconds, 3),
+            error=vertex.error,
+        )
+        for vertex in vertices
+    )
+
+
+def failure_summary(tracker: ProgressTracker) -> tuple[str, tuple[str, ...]]:
+    """One line saying what failed, and the last lines of the failing step's output."""
+    errors = [line.removeprefix("ERROR: ") for line in tracker.texts if line.startswith("ERROR")]
+    failed_steps = [vertex for vertex in tracker.failed() if vertex.is_step]
+    if failed_steps:
+        vertex = failed_steps[0]
+        tail = tuple(line for line in vertex.logs if line.strip())[-12:]
+        reason = _step_error(vertex.error or "")
+        return f"step {_shorten(vertex.name, 120)} failed: {reason}", tail
+    for error in errors:
+        if "dockerfile parse error" in error or "failed to parse" in error:
+            return f"Dockerfile syntax error: {error.split('failed to solve: ')[-1]}", ()
+    failed = tracker.failed()
+    if failed:
+        return f"{failed[0].name} failed: {failed[0].error}", ()
+    if errors:
+        return errors[-1], ()
+    if tracker.texts:
+        return tracker.texts[-1], ()
+    return "the build failed without an error message", ()
+
+
+def _step_error(error: str) -> str:
+    # BuildKit repeats the whole command in the error; the exit code is what tells.
+    marker = "did not complete successfully: "
+    if marker in error:
+        return error.split(marker, 1)[1]
+    return _shorten(error, 200)
+
+
+def append_history(history: Path, report: BuildReport) -> None:
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with history.open("a", encoding="utf-8") as handle:
+        handle.write(report.to_json() + "\n")
+
+
+def read_history(history: Path) -> list[BuildReport]:
+    if not history.exists():
+        return []
+    return [
+        BuildReport.from_json(line)
+        for line in history.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]

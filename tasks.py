@@ -1,0 +1,92 @@
+"""Every command a person or CI types: `inv --list`, `inv --help TASK`.
+
+Thin on purpose: each task turns its flags into a typed value and calls one function of
+`src/imagebuild`. Defaults come from invoke.yaml (and INVOKE_IMAGEBUILD_* variables).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.tasks import task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+from imagebuild import build as build_module  # noqa: E402
+from imagebuild import platform as platform_module  # noqa: E402
+from imagebuild.cli import clear_errors, say, settings_from, split_values  # noqa: E402
+from imagebuild.plan import BuildRequest  # noqa: E402
+
+
+@task
+@clear_errors
+def up(c: Context) -> None:
+    """Bring up the local build platform: engine + buildx, registry on 127.0.0.1:5000, base image."""
+    platform_module.up(settings_from(c.config), say)
+
+
+@task
+@clear_errors
+def down(c: Context) -> None:
+    """Stop the engine and registry that `inv up` started (by pid); images and caches are kept."""
+    platform_module.down(settings_from(c.config), say)
+
+
+@task(
+    iterable=["tag", "cache_from", "cache_to", "build_arg", "platform"],
+    help={
+        "target": "Dockerfile stage to build (default: runtime; `inv stages` lists them)",
+        "tag": "image reference to tag the result with; repeatable",
+        "cache": "cache mode: none, inline, local or registry (default from invoke.yaml)",
+        "cache_from": "extra cache source: an image reference or a buildx cache spec; repeatable",
+        "cache_to": "cache export: an image reference or a buildx cache spec (replaces the mode's)",
+        "no_cache": "build every step again, ignoring the builder's cache",
+        "push": "push the tags to their registry",
+        "load": "store the image in the engine (default unless --push)",
+        "no_load": "do not store the image in the engine",
+        "platform": "target platform(s), e.g. linux/amd64; repeatable",
+        "build_arg": "extra build argument KEY=VALUE; repeatable",
+        "progress": "auto, plain, tty or quiet (what the terminal shows; the log is always full)",
+        "verbose": "show every step and its output (same as --progress plain)",
+        "torch_variant": "cpu or cuda (default from invoke.yaml)",
+        "no_up": "fail instead of running `inv up` when the platform is not up",
+    },
+)
+@clear_errors
+def build(
+    c: Context,
+    target: str = "",
+    tag: list[str] | None = None,
+    cache: str = "",
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
+    no_cache: bool = False,
+    push: bool = False,
+    load: bool = False,
+    no_load: bool = False,
+    platform: list[str] | None = None,
+    build_arg: list[str] | None = None,
+    progress: str = "auto",
+    verbose: bool = False,
+    torch_variant: str = "",
+    no_up: bool = False,
+) -> None:
+    """Build the service image with buildx; prints what was cached and appends to build-logs/."""
+    request = BuildRequest(
+        target=target or None,
+        tags=tuple(tag or ()),
+        cache_mode=cache or None,
+        cache_from=tuple(cache_from or ()),
+        cache_to=tuple(cache_to or ()),
+        no_cache=no_cache,
+        push=push,
+        load=True if load else (False if no_load else None),
+        platforms=split_values(platform),
+        build_args=tuple(build_arg or ()),
+        progress=progress,
+        verbose=verbose,
+        torch_variant=torch_variant or None,
+    )
+    build_module.build(settings_from(c.config), request, say, start_platform=not no_up)
