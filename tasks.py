@@ -15,6 +15,7 @@ from invoke.tasks import task
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from imagebuild import build as build_module  # noqa: E402
+from imagebuild import locks as locks_module  # noqa: E402
 from imagebuild import platform as platform_module  # noqa: E402
 from imagebuild.cli import clear_errors, say, settings_from, split_values  # noqa: E402
 from imagebuild.plan import BuildRequest  # noqa: E402
@@ -90,3 +91,37 @@ def build(
         torch_variant=torch_variant or None,
     )
     build_module.build(settings_from(c.config), request, say, start_platform=not no_up)
+
+
+@task(
+    iterable=["upgrade_package", "group"],
+    help={
+        "upgrade_package": "bump this package to its newest allowed version; repeatable",
+        "upgrade": "bump every package of the groups compiled",
+        "group": "compile only this group (torch-cpu, torch-cuda, service, csm, dev); repeatable",
+        "check": "compile into a scratch directory and fail with a diff if a lock is stale",
+    },
+)
+@clear_errors
+def lock(
+    c: Context,
+    upgrade_package: list[str] | None = None,
+    upgrade: bool = False,
+    group: list[str] | None = None,
+    check: bool = False,
+) -> None:
+    """pip-compile every requirements group (hashes; torch pinned on its own), in order."""
+    requirements = settings_from(c.config).root / "requirements"
+    if check:
+        locks_module.check_or_fail(requirements, say)
+        return
+    locks_module.lock(
+        requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group)
+    )
+
+
+@task
+@clear_errors
+def stages(c: Context) -> None:
+    """List the stages of docker/tts/Dockerfile, read from the file itself."""
+    build_module.print_stages(settings_from(c.config), say)

@@ -137,3 +137,9 @@ def source_date_epoch(root: Path) -> int | None:
         )
         return int(result.stdout.strip())
     return None
+
+
+def print_stages(settings: Settings, printer: Printer) -> None:
+    for stage in read_stages(settings.dockerfile_path):
+        marker = " (default target)" if stage.name == settings.target else ""
+        printer(f"{stage.name:<14} FROM {stage.base}  (line {stage.line}){marker}")

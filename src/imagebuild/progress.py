@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-_STEP = re.compile(r"^\[(?P<stage>[^\]\s]+) (?P<index>\d+)/(?P<count>\d+)\] (?P<instruction>.*)$")
+# "[stage 2/3] RUN ...", or "[2/3] RUN ..." when the Dockerfile has one unnamed stage.
+_STEP = re.compile(
+    r"^\[(?:(?P<stage>[^\]\s]+) )?(?P<index>\d+)/(?P<count>\d+)\] (?P<instruction>.*)$"
+)
 _TIME = re.compile(r"^(?P<base>[^.Z+]+)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)?$")
 MAX_KEPT_LOG_LINES = 400
 
@@ -75,7 +78,9 @@ class Vertex:
     @property
     def stage(self) -> str | None:
         match = self.step
-        return match.group("stage") if match else None
+        if match is None:
+            return None
+        return match.group("stage") or "default"
 
     @property
     def seconds(self) -> float:

@@ -1,0 +1,47 @@
+"""Lint, tests, image smoke tests and speech checks: `nox` runs them all, `nox -l` lists them.
+
+Thin on purpose: each session installs from a lock file and runs one tool or one `inv` task.
+Arguments after `--` go to pytest, e.g. `nox -s tests -- --require-docker -k plan`.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "smoke"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+DEV_LOCK = "requirements/dev.txt"
+SERVICE_LOCK = "requirements/service.txt"
+
+
+def install_locked(session: nox.Session, *locks: str) -> None:
+    for lock in locks:
+        session.install("--require-hashes", "-r", lock)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format), mypy, hadolint, and the lock freshness check."""
+    install_locked(session, DEV_LOCK)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "src/imagebuild", "tasks.py", "noxfile.py")
+    session.run("inv", "lock", "--check")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
+    install_locked(session, DEV_LOCK, SERVICE_LOCK)
+    session.run("pytest", "tests/unit", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def smoke(session: nox.Session) -> None:
+    """Build the image, start it, and check what it runs and that it speaks."""
+    install_locked(session, DEV_LOCK)
+    session.run("inv", "build", "--progress", "tty")
+    session.run("pytest", "tests/smoke", *session.posargs)

@@ -1,0 +1,53 @@
+"""Shared test options: daemon tests skip without an engine locally, and fail in CI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from imagebuild.cli import settings_from
+from imagebuild.config import Settings
+from imagebuild.engine import engine_answers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-docker",
+        action="store_true",
+        default=os.environ.get("AUDIOBOOK_TTS_REQUIRE_DOCKER") == "1",
+        help="fail (instead of skip) tests marked docker when no Docker daemon answers",
+    )
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """The project's settings, read from invoke.yaml the way `inv` reads them."""
+    from invoke.config import Config
+
+    config = Config(project_location=str(ROOT))
+    config.load_project()
+    config.load_shell_env()
+    return settings_from(config)
+
+
+@pytest.fixture(scope="session")
+def docker_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[DockerClient]:
+    docker = DockerClient(client_call=[settings.docker_client])
+    if not engine_answers(docker):
+        message = "no Docker daemon answers (run `inv up`)"
+        if request.config.getoption("--require-docker"):
+            pytest.fail(f"{message}; --require-docker turns this skip into a failure")
+        pytest.skip(message)
+    yield docker
+
+
+@pytest.fixture(autouse=True)
+def _docker_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("docker") is not None:
+        request.getfixturevalue("docker_client")

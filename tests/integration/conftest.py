@@ -1,0 +1,69 @@
+"""Integration fixtures: real builds of a scratch copy of this repository (never the work tree)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from imagebuild.build import build
+from imagebuild.config import Settings
+from imagebuild.plan import BuildRequest
+from imagebuild.report import BuildReport
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_IMAGE = "audiobook-tts-it"
+
+
+def copy_repository(destination: Path) -> Path:
+    """Tracked and untracked-but-not-ignored files: what a fresh clone plus local edits holds."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+@pytest.fixture
+def scratch_repo(tmp_path: Path) -> Path:
+    return copy_repository(tmp_path / "repo")
+
+
+BuildRunner = Callable[..., BuildReport]
+
+
+@pytest.fixture
+def build_in(settings: Settings, docker_client: DockerClient) -> Iterator[BuildRunner]:
+    """Build a scratch repository with the project's settings, under a test image name."""
+    tags: list[str] = []
+
+    def run(root: Path, **request: object) -> BuildReport:
+        scratch_settings = replace(
+            settings, root=root, dockerfile=root / "docker/tts/Dockerfile", log_dir=root / "build-logs"
+        )
+        tag = f"{TEST_IMAGE}:{uuid.uuid4().hex[:8]}"
+        tags.append(tag)
+        request.setdefault("tags", (tag,))
+        request.setdefault("progress", "quiet")
+        return build(scratch_settings, BuildRequest(**request), print, start_platform=False)
+
+    yield run
+    present = [tag for tag in tags if docker_client.image.exists(tag)]
+    if present:
+        docker_client.image.remove(present, force=True)
+
+
+def steps(report: BuildReport, stage: str) -> list[tuple[str, bool]]:
+    return [(step.name, step.cached) for step in report.steps if step.stage == stage]

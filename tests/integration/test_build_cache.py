@@ -1,0 +1,50 @@
+"""Real builds of the service image: what a rebuild caches, and what a change rebuilds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import BuildRunner, steps
+
+pytestmark = pytest.mark.docker
+
+
+def test_rebuild_without_change_caches_every_step(scratch_repo: Path, build_in: BuildRunner) -> None:
+    first = build_in(scratch_repo)
+    assert first.succeeded and first.steps_total >= 8
+    second = build_in(scratch_repo)
+    assert second.all_cached, second.rebuilt_step_names()
+    assert f"{second.steps_cached} of {second.steps_total} steps cached" in second.summary_lines()[0]
+    history = (scratch_repo / "build-logs" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 2
+    assert Path(second.log_path).is_file()
+
+
+def test_app_change_rebuilds_only_the_code_layers(scratch_repo: Path, build_in: BuildRunner) -> None:
+    build_in(scratch_repo)
+    source = scratch_repo / "src/audiobook_tts/app.py"
+    source.write_text(source.read_text() + "\n# a change of application code\n")
+    report = build_in(scratch_repo)
+    assert report.succeeded
+    for stage in ("base", "torch", "dependencies"):
+        assert all(cached for _, cached in steps(report, stage)), steps(report, stage)
+    builder = dict(steps(report, "builder"))
+    assert not any(builder.values()), builder
+    runtime = dict(steps(report, "runtime"))
+    assert [cached for name, cached in runtime.items() if "COPY docker/tts" in name] == [True]
+    assert [cached for name, cached in runtime.items() if "COPY --from=builder" in name] == [False]
+    # The log says so too: the torch install's vertex is followed by CACHED.
+    log = Path(report.log_path).read_text().splitlines()
+    torch_vertex = next(line.split()[0] for line in log if "[torch 2/2] RUN" in line)
+    assert f"{torch_vertex} CACHED" in log
+
+
+def test_a_file_the_image_does_not_need_changes_no_step(scratch_repo: Path, build_in: BuildRunner) -> None:
+    build_in(scratch_repo)
+    (scratch_repo / "tests/unit/test_plan.py").write_text("# edited\n")
+    (scratch_repo / "README.md").write_text("edited\n")
+    (scratch_repo / "build-logs" / "noise.log").write_text("noise\n")
+    report = build_in(scratch_repo)
+    assert report.all_cached, report.rebuilt_step_names()

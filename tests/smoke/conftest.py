@@ -1,0 +1,84 @@
+"""The built image, started as a container for the smoke tests (real engine, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from python_on_whales import Container, DockerClient
+
+from imagebuild.config import Settings
+
+pytestmark = pytest.mark.docker
+
+
+@dataclass(frozen=True)
+class Service:
+    container: Container
+    url: str
+    image: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_health(url: str, container: Container, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        container.reload()
+        if container.state.status == "exited":
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"service did not answer /healthz within {timeout}s:\n{container.logs()}")
+
+
+@pytest.fixture(scope="session")
+def image(settings: Settings, docker_client: DockerClient) -> str:
+    reference = f"{settings.image}:latest"
+    if not docker_client.image.exists(reference):
+        pytest.fail(f"image {reference} is not built: run `inv build` first (nox -s smoke does)")
+    return reference
+
+
+@pytest.fixture(scope="session")
+def service(docker_client: DockerClient, image: str) -> Iterator[Service]:
+    port = free_port()
+    container = docker_client.run(
+        image,
+        detach=True,
+        name=f"audiobook-tts-smoke-{uuid.uuid4().hex[:8]}",
+        publish=[(f"127.0.0.1:{port}", 8000)],
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, container)
+        yield Service(container=container, url=url, image=image)
+    finally:
+        container.remove(force=True)
+
+
+def post_json(url: str, payload: dict[str, object], timeout: float = 60.0) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read()

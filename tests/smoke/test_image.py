@@ -1,0 +1,101 @@
+"""The built image, started and inspected: health, user, torch, speech, and what it must not hold."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tempfile
+import time
+import urllib.request
+import wave
+from array import array
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from imagebuild.config import HostPackageSettings
+from imagebuild.imagefiles import find_leaks
+
+from .conftest import Service, post_json
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def locked_torch_version() -> str:
+    text = (ROOT / "requirements" / "torch-cpu.txt").read_text()
+    match = re.search(r"^torch==(\S+)", text, re.MULTILINE)
+    assert match, "requirements/torch-cpu.txt pins no torch"
+    return match.group(1)
+
+
+def test_healthz_answers_with_version_and_torch_variant(service: Service) -> None:
+    with urllib.request.urlopen(f"{service.url}/healthz", timeout=5) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "ok"
+    assert body["torch"]["variant"] == "cpu"
+
+
+def test_readyz_lists_the_espeak_engine(service: Service) -> None:
+    with urllib.request.urlopen(f"{service.url}/readyz", timeout=5) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "ready"
+    assert [engine["name"] for engine in body["engines"]] == ["espeak"]
+
+
+def test_service_process_is_not_root(docker_client: DockerClient, service: Service) -> None:
+    uid = docker_client.container.execute(service.container, ["id", "-u"]).strip()
+    assert uid != "0"
+    # PID 1 is the service itself, running as that user.
+    status = docker_client.container.execute(service.container, ["cat", "/proc/1/status"])
+    assert re.search(r"^Uid:\s+10001\b", status, re.MULTILINE), status
+
+
+def test_torch_imports_at_the_locked_version(docker_client: DockerClient, service: Service) -> None:
+    version = docker_client.container.execute(
+        service.container, ["python", "-c", "import torch; print(torch.__version__)"]
+    ).strip()
+    assert version == locked_torch_version()
+
+
+def test_speech_request_returns_a_wav_that_decodes_and_is_not_silent(service: Service) -> None:
+    status, content_type, body = post_json(
+        f"{service.url}/v1/audio/speech",
+        {"model": "tts-1", "input": "The quick brown fox jumps over the lazy dog.", "voice": "alloy",
+         "response_format": "wav"},
+    )
+    assert status == 200, body[:300]
+    assert content_type == "audio/wav"
+    with wave.open(io.BytesIO(body)) as handle:
+        assert handle.getnchannels() == 1
+        assert handle.getsampwidth() == 2
+        rate = handle.getframerate()
+        frames = handle.readframes(handle.getnframes())
+    samples = array("h", frames)
+    duration = len(samples) / rate
+    assert 1.0 < duration < 10.0, duration
+    rms = (sum(s * s for s in samples) / len(samples)) ** 0.5
+    assert rms > 300, f"RMS {rms:.0f} of 32768: silent"
+
+
+def test_health_check_turns_healthy(docker_client: DockerClient, service: Service) -> None:
+    deadline = time.monotonic() + 45
+    health = None
+    while time.monotonic() < deadline:
+        service.container.reload()
+        health = service.container.state.health
+        if health is not None and health.status == "healthy":
+            return
+        time.sleep(1)
+    pytest.fail(f"container health did not turn healthy: {health}")
+
+
+def test_image_holds_no_ca_bundle_pip_cache_or_secret(docker_client: DockerClient, image: str) -> None:
+    """What `docker history --no-trunc` and every layer's files show: no CA, no cache, no secret."""
+    host = HostPackageSettings.current()
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = Path(scratch) / "image.tar"
+        docker_client.image.save(image, output=archive)
+        assert find_leaks(archive, host.ca_bundle) == []

@@ -1,0 +1,42 @@
+"""Reading stages from a Dockerfile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagebuild.dockerfile import check_target, logical_lines, parse_stages, read_stages
+from imagebuild.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_project_dockerfile_stages_in_order() -> None:
+    stages = read_stages(ROOT / "docker/tts/Dockerfile")
+    assert [s.name for s in stages] == [
+        "wheelhouse", "base", "torch", "dependencies", "builder", "runtime"
+    ]
+    assert stages[1].base == "${BASE_IMAGE}"
+
+
+def test_continuations_comments_platform_flags_and_unnamed_stages() -> None:
+    text = "# c\nARG X=1\nfrom --platform=$BUILDPLATFORM alpine as One\nRUN a \\\n  # inside\n  b\nFROM scratch\n"
+    stages = parse_stages(text)
+    assert [(s.name, s.base, s.line) for s in stages] == [("One", "alpine", 3), ("1", "scratch", 7)]
+    assert (4, "RUN a b") in list(logical_lines(text))
+
+
+def test_check_target_lists_stages() -> None:
+    stages = parse_stages("FROM a AS x\nFROM b AS y\n")
+    assert check_target(stages, "y").name == "y"
+    with pytest.raises(UsageError, match="x, y"):
+        check_target(stages, "z")
+
+
+def test_missing_or_empty_dockerfile_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read Dockerfile"):
+        read_stages(tmp_path / "nope")
+    (tmp_path / "Dockerfile").write_text("# nothing\n")
+    with pytest.raises(UsageError, match="no FROM"):
+        read_stages(tmp_path / "Dockerfile")

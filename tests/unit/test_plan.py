@@ -1,0 +1,185 @@
+"""Flags -> buildx arguments, without a daemon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from imagebuild.config import HostPackageSettings, Settings
+from imagebuild.dockerfile import parse_stages
+from imagebuild.errors import UsageError
+from imagebuild.plan import (
+    BuildRequest,
+    make_plan,
+    names_registry,
+    parse_build_args,
+    parse_cache_spec,
+    parse_platforms,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
+STAGES = parse_stages((ROOT / "docker/tts/Dockerfile").read_text())
+
+
+def settings(**overrides: object) -> Settings:
+    values = {"state_dir": "/var/lib/test-state"}
+    values.update({k: str(v) for k, v in overrides.items()})
+    return Settings.from_mapping(values, ROOT)
+
+
+def plan(request: BuildRequest | None = None, host: HostPackageSettings | None = None, **kw: object):
+    return make_plan(
+        settings(**kw), host or HostPackageSettings(), request or BuildRequest(), STAGES, NOW
+    )
+
+
+def test_default_plan_builds_runtime_with_inline_cache_and_loads() -> None:
+    result = plan()
+    kwargs = result.buildx_kwargs()
+    assert kwargs["target"] == "runtime"
+    assert kwargs["load"] is True
+    assert "push" not in kwargs
+    assert kwargs["cache_to"] == {"type": "inline"}
+    assert kwargs["progress"] == "rawjson"
+    assert kwargs["stream_logs"] is True
+    assert kwargs["provenance"] is False
+    assert kwargs["tags"] == ["audiobook-tts:latest", "127.0.0.1:5000/audiobook-tts:latest"]
+    assert kwargs["build_args"]["TORCH_VARIANT"] == "cpu"
+    assert kwargs["build_args"]["BASE_IMAGE"] == "127.0.0.1:5000/audiobook-tts/base:bookworm"
+    assert result.log_path == ROOT / "build-logs" / "20261121T080000Z-runtime.log"
+
+
+def test_registry_mode_uses_buildcache_tag_with_ecr_options_and_ignore_error() -> None:
+    result = plan(BuildRequest(cache_mode="registry"))
+    kwargs = result.buildx_kwargs()
+    assert kwargs["cache_from"] == [
+        {"type": "registry", "ref": "127.0.0.1:5000/audiobook-tts:buildcache"}
+    ]
+    assert kwargs["cache_to"] == {
+        "type": "registry",
+        "ref": "127.0.0.1:5000/audiobook-tts:buildcache",
+        "mode": "max",
+        "image-manifest": "true",
+        "oci-mediatypes": "true",
+        "ignore-error": "true",
+    }
+
+
+def test_local_mode_exports_to_a_fresh_directory_and_swaps_it_in() -> None:
+    result = plan(BuildRequest(cache_mode="local"))
+    kwargs = result.buildx_kwargs()
+    current = "/var/lib/test-state/cache/audiobook-tts/current"
+    assert kwargs["cache_from"] == [{"type": "local", "src": current}]
+    assert kwargs["cache_to"]["dest"] == "/var/lib/test-state/cache/audiobook-tts/next-20261121T080000Z"
+    assert kwargs["cache_to"]["mode"] == "max"
+    assert result.local_cache == (Path(kwargs["cache_to"]["dest"]), Path(current))
+
+
+def test_none_mode_and_no_cache_flag_disable_the_cache() -> None:
+    none = plan(BuildRequest(cache_mode="none")).buildx_kwargs()
+    assert none["cache"] is False
+    assert "cache_to" not in none and "cache_from" not in none
+    assert plan(BuildRequest(no_cache=True)).buildx_kwargs()["cache"] is False
+
+
+def test_plain_image_reference_becomes_a_registry_cache_source_and_is_repeatable() -> None:
+    result = plan(BuildRequest(cache_from=("sesame-tts-jetson:latest", "type=local,src=/tmp/c")))
+    assert result.buildx_kwargs()["cache_from"] == [
+        {"type": "registry", "ref": "sesame-tts-jetson:latest"},
+        {"type": "local", "src": "/tmp/c"},
+    ]
+
+
+def test_cache_to_replaces_the_modes_export() -> None:
+    result = plan(BuildRequest(cache_mode="local", cache_to=("type=registry,ref=r.example:5000/x:c",)))
+    assert result.buildx_kwargs()["cache_to"] == {"type": "registry", "ref": "r.example:5000/x:c"}
+    assert result.local_cache is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("type=nowhere,ref=x", "is not one of"),
+        ("type=registry", "needs ref="),
+        ("mode=max,", "is not key=value"),
+        ("Not An Image!", "neither an image reference nor a spec"),
+    ],
+)
+def test_bad_cache_specs_are_refused_with_a_reason(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_cache_spec(text, "from")
+
+
+def test_unknown_cache_mode_names_the_valid_ones() -> None:
+    with pytest.raises(UsageError, match="none, inline, local, registry"):
+        plan(BuildRequest(cache_mode="turbo"))
+
+
+def test_wrong_target_lists_the_stages() -> None:
+    with pytest.raises(UsageError, match="base, torch, dependencies, builder, runtime"):
+        plan(BuildRequest(target="runtme"))
+
+
+@pytest.mark.parametrize("stage", ["base", "torch", "dependencies", "builder", "runtime"])
+def test_every_stage_is_a_valid_target(stage: str) -> None:
+    assert plan(BuildRequest(target=stage)).buildx_kwargs()["target"] == stage
+
+
+def test_build_args_are_parsed_and_override_defaults() -> None:
+    assert parse_build_args(["A=1", "B=x=y", "C="]) == (("A", "1"), ("B", "x=y"), ("C", ""))
+    result = plan(BuildRequest(build_args=("TORCH_VARIANT=cuda",)))
+    assert result.buildx_kwargs()["build_args"]["TORCH_VARIANT"] == "cuda"
+    for bad in ("NOEQUALS", "=value", "1BAD=x", "BAD KEY=x"):
+        with pytest.raises(UsageError, match="KEY=VALUE"):
+            parse_build_args([bad])
+
+
+def test_platforms_are_checked() -> None:
+    assert parse_platforms(["linux/amd64,linux/arm64/v8"]) == ("linux/amd64", "linux/arm64/v8")
+    with pytest.raises(UsageError, match="os/arch"):
+        parse_platforms(["amd64"])
+
+
+def test_load_with_two_platforms_is_refused() -> None:
+    with pytest.raises(UsageError, match="--load takes one platform"):
+        plan(BuildRequest(platforms=("linux/amd64", "linux/arm64")))
+
+
+def test_push_needs_registry_tags_and_loads_with_the_image_exporter() -> None:
+    with pytest.raises(UsageError, match="Docker Hub"):
+        plan(BuildRequest(push=True, tags=("audiobook-tts:latest",)))
+    pushed = plan(BuildRequest(push=True)).buildx_kwargs()
+    assert pushed["tags"] == ["127.0.0.1:5000/audiobook-tts:latest"]
+    assert pushed["push"] is True and "load" not in pushed
+    both = plan(BuildRequest(push=True, load=True)).buildx_kwargs()
+    assert both["output"] == {"type": "image", "push": "true"}
+    assert names_registry("localhost/x") and names_registry("a.b/x:1") and not names_registry("x/y")
+
+
+def test_host_ca_bundle_is_a_secret_and_wheelhouse_a_named_context(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    host = HostPackageSettings(ca_bundle=bundle, index_url="https://mirror.example/simple")
+    result = make_plan(settings(), host, BuildRequest(), STAGES, NOW, wheelhouse=tmp_path)
+    kwargs = result.buildx_kwargs()
+    assert kwargs["secrets"] == [f"id=ca_bundle,src={bundle}"]
+    assert kwargs["build_contexts"] == {"wheelhouse": str(tmp_path)}
+    assert kwargs["build_args"]["PIP_INDEX_URL"] == "https://mirror.example/simple"
+    # Nothing of the bundle's path or content goes into a build argument.
+    assert str(bundle) not in " ".join(kwargs["build_args"].values())
+
+
+def test_verbose_means_plain_progress_and_bad_progress_is_refused() -> None:
+    assert plan(BuildRequest(verbose=True)).progress == "plain"
+    with pytest.raises(UsageError, match="--progress"):
+        plan(BuildRequest(progress="fancy"))
+
+
+def test_describe_is_the_equivalent_command_line() -> None:
+    text = plan(BuildRequest(cache_mode="registry", no_cache=True)).describe()
+    assert text.startswith("docker buildx build --file ")
+    assert "--target runtime" in text and "--no-cache" in text and "--load" in text
+    assert "ignore-error=true" in text

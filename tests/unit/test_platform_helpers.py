@@ -1,0 +1,67 @@
+"""The pure parts of `inv up`: os-release, daemon.json merge, apt policy, base recipe, locks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagebuild.baseimage import BaseRecipe, read_packages
+from imagebuild.config import HostPackageSettings
+from imagebuild.locks import GROUPS, compile_command, compile_environment
+from imagebuild.platform import apt_candidate_major, merge_daemon_config, parse_os_release
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_os_release() -> None:
+    values = parse_os_release('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    assert values["ID"] == "debian" and values["VERSION_ID"] == "12"
+
+
+def test_daemon_json_is_merged_not_clobbered() -> None:
+    existing = {"log-level": "warn", "features": {"buildkit": True}}
+    merged = merge_daemon_config(existing)
+    assert merged == {
+        "log-level": "warn",
+        "features": {"buildkit": True, "containerd-snapshotter": True},
+    }
+    assert existing == {"log-level": "warn", "features": {"buildkit": True}}
+    assert merge_daemon_config(merged) == merged
+
+
+def test_apt_candidate_major() -> None:
+    bookworm = "docker.io:\n  Installed: (none)\n  Candidate: 20.10.24+dfsg1-1+deb12u1+b6\n"
+    trixie = "docker.io:\n  Installed: (none)\n  Candidate: 26.1.5+dfsg1-9+deb13u1\n"
+    assert apt_candidate_major(bookworm) == 20
+    assert apt_candidate_major(trixie) == 26
+    assert apt_candidate_major("docker.io:\n  Candidate: (none)\n") is None
+
+
+def test_base_recipe_digest_follows_the_package_list(tmp_path: Path) -> None:
+    packages = read_packages(ROOT / "docker/base/packages.txt")
+    assert "espeak-ng" in packages and "python3-venv" in packages
+    recipe = BaseRecipe("bookworm", "http://deb.debian.org/debian", packages, "FROM scratch\n")
+    changed = BaseRecipe("bookworm", "http://deb.debian.org/debian", (*packages, "sox"), "FROM scratch\n")
+    assert recipe.digest() != changed.digest()
+    assert recipe.digest() == BaseRecipe("bookworm", recipe.mirror, tuple(reversed(packages)),
+                                         "FROM scratch\n").digest()
+    command = recipe.mmdebstrap_command(tmp_path / "rootfs.tar")
+    assert command[0] == "mmdebstrap" and "--variant=minbase" in command
+    assert "deb http://deb.debian.org/debian-security bookworm-security main" in command
+
+
+def test_lock_commands_are_hashed_relative_and_ignore_host_pip_config() -> None:
+    torch = next(group for group in GROUPS if group.name == "torch-cpu")
+    service = next(group for group in GROUPS if group.name == "service")
+    host = HostPackageSettings(find_links=(Path("/opt/wheels"),))
+    torch_cmd = compile_command(torch, host)
+    assert "--generate-hashes" in torch_cmd and "--allow-unsafe" in torch_cmd
+    assert torch_cmd[-1] == "torch-cpu.in" and "--find-links" in torch_cmd
+    assert "--find-links" not in compile_command(service, host)
+    env = compile_environment(
+        {"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple",
+         "PIP_INDEX_URL": "https://mirror.example/simple", "HOME": "/root"}
+    )
+    assert env["PIP_CONFIG_FILE"] and "PIP_FIND_LINKS" not in env
+    assert "PIP_EXTRA_INDEX_URL" not in env
+    assert env["PIP_INDEX_URL"] == "https://mirror.example/simple"
+    assert env["CUSTOM_COMPILE_COMMAND"] == "inv lock"

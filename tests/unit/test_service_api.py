@@ -1,0 +1,106 @@
+"""The HTTP API's contract, with a stand-in engine (the real espeak-ng runs in the smoke tests)."""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from audiobook_tts import app as app_module
+from audiobook_tts.config import ServiceSettings
+from audiobook_tts.engines import Voice
+from audiobook_tts.engines.espeak import decode_wav_stream, parse_voice_table
+
+
+class ToneEngine:
+    """A sine tone whose length follows the text: enough to test the API around an engine."""
+
+    name = "tone"
+    version = "1"
+    sample_rate = 16000
+    device = "cpu"
+
+    def voices(self) -> list[Voice]:
+        return [Voice(id="alloy", engine="tone", language="en", name="Alloy")]
+
+    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+        seconds = 0.05 * len(text) / speed
+        t = np.arange(int(self.sample_rate * seconds)) / self.sample_rate
+        return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setattr(app_module, "load_engine", lambda name: ToneEngine())
+    with TestClient(app_module.create_app(ServiceSettings(engines=("tone",)))) as test_client:
+        yield test_client
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["engines"] == [{"name": "tone", "version": "1", "device": "cpu"}]
+
+
+def test_voices_are_listed_on_both_paths(client: TestClient) -> None:
+    for path in ("/v1/voices", "/v1/audio/voices"):
+        assert [v["id"] for v in client.get(path).json()["voices"]] == ["alloy"]
+
+
+def test_speech_returns_wav_of_the_engine_rate(client: TestClient) -> None:
+    response = client.post("/v1/audio/speech", json={"input": "Hello there.", "voice": "alloy"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(response.content)) as handle:
+        assert handle.getframerate() == 16000 and handle.getnchannels() == 1
+        assert handle.getnframes() > 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"input": ""}, "input"),
+        ({"input": "   \n\t"}, "input"),
+        ({"input": "x" * 4097}, "input"),
+        ({"input": "hi", "speed": 0.1}, "speed"),
+        ({"input": "hi", "speed": 4.5}, "speed"),
+        ({"input": "hi", "response_format": "aiff"}, "response_format"),
+        ({"voice": "alloy"}, "input"),
+    ],
+)
+def test_bad_requests_are_400_with_a_json_error(client: TestClient, payload: dict, param: str) -> None:
+    response = client.post("/v1/audio/speech", json=payload)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert error["type"] == "invalid_request_error"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_unknown_voice_lists_the_valid_ones(client: TestClient) -> None:
+    response = client.post("/v1/audio/speech", json={"input": "hi", "voice": "nobody"})
+    assert response.status_code == 400
+    assert "valid voices: alloy" in response.json()["error"]["message"]
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/v1/audio/speech", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+def test_espeak_voice_table_and_streamed_wav_parse() -> None:
+    table = "Pty Language       Age/Gender VoiceName          File          Other Languages\n" \
+            " 2  en-gb           --/M      English_(Great_Britain) gmw/en   (en 2)\n"
+    assert parse_voice_table(table) == [("en-gb", "M", "English (Great Britain)")]
+    header = b"RIFF\xff\xff\xff\x7fWAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x22\x56\x00\x00" \
+             b"\x44\xac\x00\x00\x02\x00\x10\x00data\xff\xff\xff\x7f"
+    rate, samples = decode_wav_stream(header + np.array([0, 16384], dtype="<i2").tobytes())
+    assert rate == 22050
+    assert samples.tolist() == [0.0, 0.5]
