@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ def test_rebuild_without_change_caches_every_step(scratch_repo: Path, build_in: 
 def test_app_change_rebuilds_only_the_code_layers(scratch_repo: Path, build_in: BuildRunner) -> None:
     build_in(scratch_repo)
     source = scratch_repo / "src/audiobook_tts/app.py"
-    source.write_text(source.read_text() + "\n# a change of application code\n")
+    # A change never built before (the builder cache is content-addressed and outlives tests).
+    source.write_text(source.read_text() + f"\n# a change of application code {uuid.uuid4()}\n")
     report = build_in(scratch_repo)
     assert report.succeeded
     for stage in ("base", "torch", "dependencies"):
