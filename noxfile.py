@@ -6,6 +6,8 @@ Arguments after `--` go to pytest, e.g. `nox -s tests -- --require-docker -k pla
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "tests", "smoke"]
@@ -29,6 +31,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "src/imagebuild", "tasks.py", "noxfile.py")
+    session.run("hadolint", *sorted(str(path) for path in Path("docker").glob("*/Dockerfile")))
     session.run("inv", "lock", "--check")
 
 
@@ -36,7 +39,13 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
     install_locked(session, DEV_LOCK, SERVICE_LOCK)
-    session.run("pytest", "tests/unit", "tests/integration", *session.posargs)
+    session.run(
+        "pytest",
+        "tests/unit",
+        "tests/integration",
+        "--junitxml=build-logs/junit-tests.xml",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)
@@ -44,4 +53,4 @@ def smoke(session: nox.Session) -> None:
     """Build the image, start it, and check what it runs and that it speaks."""
     install_locked(session, DEV_LOCK)
     session.run("inv", "build", "--progress", "tty")
-    session.run("pytest", "tests/smoke", *session.posargs)
+    session.run("pytest", "tests/smoke", "--junitxml=build-logs/junit-smoke.xml", *session.posargs)

@@ -14,11 +14,12 @@ from invoke.tasks import task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from imagebuild import build as build_module  # noqa: E402
-from imagebuild import locks as locks_module  # noqa: E402
-from imagebuild import platform as platform_module  # noqa: E402
-from imagebuild.cli import clear_errors, say, settings_from, split_values  # noqa: E402
-from imagebuild.plan import BuildRequest  # noqa: E402
+from imagebuild import account as account_module
+from imagebuild import build as build_module
+from imagebuild import locks as locks_module
+from imagebuild import platform as platform_module
+from imagebuild.cli import clear_errors, say, settings_from, split_values
+from imagebuild.plan import BuildRequest
 
 
 @task
@@ -36,6 +37,7 @@ def down(c: Context) -> None:
 
 
 @task(
+    auto_shortflags=False,
     iterable=["tag", "cache_from", "cache_to", "build_arg", "platform"],
     help={
         "target": "Dockerfile stage to build (default: runtime; `inv stages` lists them)",
@@ -94,6 +96,7 @@ def build(
 
 
 @task(
+    auto_shortflags=False,
     iterable=["upgrade_package", "group"],
     help={
         "upgrade_package": "bump this package to its newest allowed version; repeatable",
@@ -115,9 +118,7 @@ def lock(
     if check:
         locks_module.check_or_fail(requirements, say)
         return
-    locks_module.lock(
-        requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group)
-    )
+    locks_module.lock(requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group))
 
 
 @task
@@ -125,3 +126,19 @@ def lock(
 def stages(c: Context) -> None:
     """List the stages of docker/tts/Dockerfile, read from the file itself."""
     build_module.print_stages(settings_from(c.config), say)
+
+
+@task(help={"ecr": "log in to the configured ECR registry with a token from the AWS CLI"})
+@clear_errors
+def login(c: Context, ecr: bool = False) -> None:
+    """Log the engine in to the configured remote registry (CodeBuild: `inv login --ecr`)."""
+    if not ecr:
+        raise SystemExit("only `inv login --ecr` is supported; a local registry needs no login")
+    account_module.login_ecr(settings_from(c.config), say)
+
+
+@task(help={"last": "how many builds to show (newest last)", "json": "print the JSON lines"})
+@clear_errors
+def history(c: Context, last: int = 5, json: bool = False) -> None:
+    """Show the reports of the last builds, from build-logs/history.jsonl."""
+    build_module.print_history(settings_from(c.config), last, json, say)

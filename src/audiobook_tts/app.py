@@ -96,8 +96,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/v1/audio/voices")
     async def voices() -> dict[str, Any]:
         listed = [
-            {"id": v.id, "engine": v.engine, "language": v.language, "name": v.name,
-             "gender": v.gender}
+            {
+                "id": v.id,
+                "engine": v.engine,
+                "language": v.language,
+                "name": v.name,
+                "gender": v.gender,
+            }
             for engine in engines.values()
             for v in engine.voices()
         ]

@@ -21,8 +21,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     # uvicorn handles SIGTERM itself: in-flight requests finish, then the process exits.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=8)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=8
+    )
     return 0
 
 
@@ -30,7 +31,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
     settings = ServiceSettings.from_environ()
     url = f"http://127.0.0.1:{args.port or settings.port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
             body = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as error:
         print(f"unhealthy: {error}", file=sys.stderr)

@@ -154,8 +154,10 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
     if result.returncode != 0:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         raise ImageBuildError(f"mmdebstrap failed: {lines[-1] if lines else 'no output'}", log)
-    printer(f"  root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
-            f"{time.monotonic() - started:.0f}s")
+    printer(
+        f"  root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
+        f"{time.monotonic() - started:.0f}s"
+    )
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     log_dir = settings.log_path
     plan = BuildPlan(
@@ -182,5 +184,7 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
     docker = engine.client(settings.docker_client)
     report = engine.run_build(docker, plan, printer)
     rootfs.unlink(missing_ok=True)
-    printer(f"base image: pushed {settings.base_image} {report.image_digest or ''} "
-            f"in {time.monotonic() - started:.0f}s")
+    printer(
+        f"base image: pushed {settings.base_image} {report.image_digest or ''} "
+        f"in {time.monotonic() - started:.0f}s"
+    )

@@ -16,7 +16,7 @@ from imagebuild.engine import BuildFailed
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan import BuildPlan, BuildRequest, make_plan
 from imagebuild.progress import utc_now
-from imagebuild.report import BuildReport, append_history
+from imagebuild.report import BuildReport, append_history, read_history
 
 Printer = Callable[[str], None]
 
@@ -118,8 +118,9 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
     return report
 
 
-def build(settings: Settings, request: BuildRequest, printer: Printer,
-          start_platform: bool = True) -> BuildReport:
+def build(
+    settings: Settings, request: BuildRequest, printer: Printer, start_platform: bool = True
+) -> BuildReport:
     """`inv build`: the one function the task calls."""
     plan = plan_build(settings, request)
     ensure_platform(settings, start_platform, printer)
@@ -143,3 +144,17 @@ def print_stages(settings: Settings, printer: Printer) -> None:
     for stage in read_stages(settings.dockerfile_path):
         marker = " (default target)" if stage.name == settings.target else ""
         printer(f"{stage.name:<14} FROM {stage.base}  (line {stage.line}){marker}")
+
+
+def print_history(settings: Settings, last: int, as_json: bool, printer: Printer) -> None:
+    reports = read_history(history_path(settings))
+    if not reports:
+        printer(f"no builds recorded yet in {history_path(settings)}")
+        return
+    for report in reports[-max(1, last) :]:
+        if as_json:
+            printer(report.to_json())
+            continue
+        printer(f"{report.started_at}")
+        for line in report.summary_lines():
+            printer(f"  {line}")

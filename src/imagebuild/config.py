@@ -62,9 +62,7 @@ class Settings:
                 f"torch_variant {settings.torch_variant!r} is not one of {', '.join(TORCH_VARIANTS)}"
             )
         if settings.cache not in CACHE_MODES:
-            raise UsageError(
-                f"cache {settings.cache!r} is not one of {', '.join(CACHE_MODES)}"
-            )
+            raise UsageError(f"cache {settings.cache!r} is not one of {', '.join(CACHE_MODES)}")
         return settings
 
     def absolute(self, path: Path) -> Path:
@@ -87,9 +85,15 @@ class Settings:
         return self.state_dir / "cache" / self.image
 
     @property
+    def registry_is_local(self) -> bool:
+        """A registry on this machine, which `inv up` starts (else: ECR or another remote)."""
+        host = self.registry.rpartition(":")[0] or self.registry
+        return host in ("127.0.0.1", "localhost", "[::1]")
+
+    @property
     def owns_base_image(self) -> bool:
         """True when the base image is the one this project makes and pushes itself."""
-        return self.base_image.startswith(f"{self.registry}/")
+        return self.registry_is_local and self.base_image.startswith(f"{self.registry}/")
 
 
 def _as_bool(key: str, value: Any) -> bool:

@@ -56,7 +56,8 @@ def docker_errors(action: str, log_path: Path | None = None) -> Iterator[None]:
 def engine_answers(docker: DockerClient) -> bool:
     try:
         version = docker.version()
-    except DockerException:
+    except (DockerException, OSError):
+        # OSError: no docker client binary at all.
         return False
     return version.server is not None
 
@@ -138,7 +139,10 @@ def run_build(
     output = BuildOutput(plan, printer)
     error: DockerException | None = None
     try:
-        for chunk in docker.buildx.build(**plan.buildx_kwargs()):
+        stream = docker.buildx.build(**plan.buildx_kwargs())
+        # With stream_logs=True python-on-whales returns the log lines, never an Image.
+        assert isinstance(stream, Iterator)
+        for chunk in stream:
             output.feed(str(chunk))
     except DockerException as caught:
         error = caught
@@ -182,7 +186,9 @@ class BuildFailed(ImageBuildError):
         self.tail = tuple(tail)
 
 
-def _image_facts(docker: DockerClient, plan: BuildPlan) -> tuple[str | None, str | None, int | None]:
+def _image_facts(
+    docker: DockerClient, plan: BuildPlan
+) -> tuple[str | None, str | None, int | None]:
     digest: str | None = None
     image_id: str | None = None
     if plan.metadata_path.exists():
@@ -232,6 +238,11 @@ def image_config(docker: DockerClient, reference: str) -> dict[str, Any]:
         image = docker.image.inspect(reference)
     data = image.model_dump(mode="json", by_alias=True) if hasattr(image, "model_dump") else {}
     return dict(data)
+
+
+def login(docker: DockerClient, server: str, username: str, password: str) -> None:
+    with docker_errors(f"cannot log in to {server}"):
+        docker.login(server=server, username=username, password=password)
 
 
 def push(docker: DockerClient, reference: str) -> None:

@@ -28,7 +28,7 @@ class SavedImage:
 
     def __init__(self, archive: Path) -> None:
         self.archive = archive
-        self._tar = tarfile.open(archive, mode="r:*")
+        self._tar = tarfile.open(archive, mode="r:*")  # noqa: SIM115 - closed by close()/__exit__
         self._names = set(self._tar.getnames())
 
     def close(self) -> None:
@@ -91,7 +91,9 @@ class SavedImage:
                         digest = _sha256(content) if content is not None else None
                     yield LayerFile(number, member.name.lstrip("./"), member.size, digest)
 
-    def read_files(self, wanted: set[str], layers: set[int] | None = None) -> dict[tuple[int, str], bytes]:
+    def read_files(
+        self, wanted: set[str], layers: set[int] | None = None
+    ) -> dict[tuple[int, str], bytes]:
         """The content of files whose base name is in `wanted` (optionally of some layers only)."""
         found: dict[tuple[int, str], bytes] = {}
         _, members = self._manifest()
@@ -126,7 +128,10 @@ class SavedImage:
                     data = content.read()
                     for needle in needles:
                         if needle in data:
-                            yield LayerFile(number, member.name.lstrip("./"), member.size, None), needle
+                            yield (
+                                LayerFile(number, member.name.lstrip("./"), member.size, None),
+                                needle,
+                            )
 
 
 def _sha256(handle: IO[bytes]) -> str:

@@ -54,7 +54,10 @@ def compile_command(
     upgrade: bool = False,
 ) -> list[str]:
     command = [
-        sys.executable, "-m", "piptools", "compile",
+        sys.executable,
+        "-m",
+        "piptools",
+        "compile",
         "--quiet",
         "--generate-hashes",
         "--allow-unsafe",
@@ -63,7 +66,8 @@ def compile_command(
         "--no-emit-find-links",
         "--resolver=backtracking",
         # Relative names (run from the requirements directory) keep paths out of the locks.
-        "--output-file", f"{group.name}.txt",
+        "--output-file",
+        f"{group.name}.txt",
     ]
     if group.find_links:
         for directory in host.find_links:

@@ -17,7 +17,7 @@ from imagebuild.config import CACHE_MODES, PROGRESS_MODES, HostPackageSettings, 
 from imagebuild.dockerfile import Stage, check_target
 from imagebuild.errors import UsageError
 
-CA_SECRET_ID = "ca_bundle"
+CA_SECRET_ID = "ca_bundle"  # noqa: S105 - the id of a secret mount, not a secret
 WHEELHOUSE_CONTEXT = "wheelhouse"
 CACHE_TYPES = ("registry", "local", "inline", "gha", "s3", "azblob")
 _BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -146,7 +146,9 @@ def parse_cache_spec(text: str, direction: str) -> CacheSpec:
         raise UsageError(f"--cache-{direction} needs a value")
     if "=" not in text:
         if not _TAG.match(text):
-            raise UsageError(f"--cache-{direction} {text!r} is neither an image reference nor a spec")
+            raise UsageError(
+                f"--cache-{direction} {text!r} is neither an image reference nor a spec"
+            )
         return (("type", "registry"), ("ref", text))
     pairs: list[tuple[str, str]] = []
     for part in text.split(","):
@@ -273,7 +275,9 @@ def make_plan(
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     cache_from, cache_to, local_cache = _cache_for_mode(settings, mode, stamp)
     if request.cache_from:
-        cache_from = cache_from + tuple(parse_cache_spec(item, "from") for item in request.cache_from)
+        cache_from = cache_from + tuple(
+            parse_cache_spec(item, "from") for item in request.cache_from
+        )
     if len(request.cache_to) > 1:
         raise UsageError(
             "one --cache-to per build: python-on-whales passes a single cache exporter to buildx"

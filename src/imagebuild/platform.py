@@ -175,8 +175,13 @@ def _last_lines(path: Path, count: int = 3) -> str:
     return ""
 
 
-def _wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes] | None,
-                timeout: float, what: str, log: Path) -> None:
+def _wait_until(
+    check: Callable[[], bool],
+    process: subprocess.Popen[bytes] | None,
+    timeout: float,
+    what: str,
+    log: Path,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -251,7 +256,9 @@ def install_engine(settings: Settings, paths: StatePaths, printer: Printer) -> N
     packages = list(ENGINE_PACKAGES)
     if candidate is None or candidate < MIN_ENGINE_MAJOR:
         if not APT_SOURCE.exists() or not APT_PIN.exists():
-            printer("  adding Debian 13 (trixie) at pin priority 100: only what we name comes from it")
+            printer(
+                "  adding Debian 13 (trixie) at pin priority 100: only what we name comes from it"
+            )
             APT_SOURCE.write_text(TRIXIE_SOURCE.format(mirror=settings.base_mirror))
             APT_PIN.write_text(TRIXIE_PIN)
             _run_logged(["apt-get", "update"], paths.apt_log, "apt-get update")
@@ -354,16 +361,16 @@ def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> No
 
 
 def ensure_registry(settings: Settings, paths: StatePaths, printer: Printer) -> None:
+    if not settings.registry_is_local:
+        printer(f"registry: {settings.registry} is remote; not started here (`inv login --ecr`)")
+        return
     registry = RegistryClient(settings.registry)
     if registry.answers():
         printer(f"registry: up at {settings.registry}")
         return
-    host, _, port = settings.registry.rpartition(":")
-    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-        raise ImageBuildError(
-            f"registry {settings.registry} does not answer; `inv up` only starts a local one "
-            "on 127.0.0.1:PORT"
-        )
+    port = settings.registry.rpartition(":")[2]
+    if not port.isdigit():
+        raise ImageBuildError(f"registry {settings.registry} has no port; use 127.0.0.1:PORT")
     if shutil.which("docker-registry") is None:
         _require_root_debian("the local registry (Debian's docker-registry) is not installed")
         install_packages(["docker-registry"], paths, printer)
@@ -371,7 +378,9 @@ def ensure_registry(settings: Settings, paths: StatePaths, printer: Printer) -> 
     config = REGISTRY_CONFIG.format(data=paths.registry_data, address=settings.registry)
     if not paths.registry_config.exists() or paths.registry_config.read_text() != config:
         paths.registry_config.write_text(config)
-    printer(f"registry: starting docker-registry on {settings.registry} (log: {paths.registry_log})")
+    printer(
+        f"registry: starting docker-registry on {settings.registry} (log: {paths.registry_log})"
+    )
     process = _start_background(
         ["docker-registry", "serve", str(paths.registry_config)],
         paths.registry_log,
@@ -397,7 +406,9 @@ def up(settings: Settings, printer: Printer) -> None:
 def platform_is_up(settings: Settings) -> bool:
     """Cheap check used before a build: engine and registry answer."""
     docker = engine.client(settings.docker_client)
-    return engine.engine_answers(docker) and RegistryClient(settings.registry).answers()
+    if not engine.engine_answers(docker):
+        return False
+    return not settings.registry_is_local or RegistryClient(settings.registry).answers()
 
 
 def down(settings: Settings, printer: Printer) -> None:

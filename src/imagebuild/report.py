@@ -113,7 +113,9 @@ class BuildReport:
         lines.append(f"  context sent: {_human_bytes(self.context_bytes)}")
         if self.image_digest or self.image_size:
             size = _human_bytes(self.image_size) if self.image_size else "unknown size"
-            lines.append(f"  image: {', '.join(self.tags)} {self.image_digest or ''} {size}".rstrip())
+            lines.append(
+                f"  image: {', '.join(self.tags)} {self.image_digest or ''} {size}".rstrip()
+            )
         for warning in self.warnings:
             lines.append(f"  warning: {warning}")
         lines.append(f"  log: {self.log_path}")

@@ -23,10 +23,24 @@ TEST_IMAGE = "audiobook-tts-it"
 
 def copy_repository(destination: Path) -> Path:
     """Tracked and untracked-but-not-ignored files: what a fresh clone plus local edits holds."""
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(ROOT),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -51,7 +65,10 @@ def build_in(settings: Settings, docker_client: DockerClient) -> Iterator[BuildR
 
     def run(root: Path, **request: object) -> BuildReport:
         scratch_settings = replace(
-            settings, root=root, dockerfile=root / "docker/tts/Dockerfile", log_dir=root / "build-logs"
+            settings,
+            root=root,
+            dockerfile=root / "docker/tts/Dockerfile",
+            log_dir=root / "build-logs",
         )
         tag = f"{TEST_IMAGE}:{uuid.uuid4().hex[:8]}"
         tags.append(tag)

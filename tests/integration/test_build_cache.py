@@ -12,18 +12,24 @@ from .conftest import BuildRunner, steps
 pytestmark = pytest.mark.docker
 
 
-def test_rebuild_without_change_caches_every_step(scratch_repo: Path, build_in: BuildRunner) -> None:
+def test_rebuild_without_change_caches_every_step(
+    scratch_repo: Path, build_in: BuildRunner
+) -> None:
     first = build_in(scratch_repo)
     assert first.succeeded and first.steps_total >= 8
     second = build_in(scratch_repo)
     assert second.all_cached, second.rebuilt_step_names()
-    assert f"{second.steps_cached} of {second.steps_total} steps cached" in second.summary_lines()[0]
+    assert (
+        f"{second.steps_cached} of {second.steps_total} steps cached" in second.summary_lines()[0]
+    )
     history = (scratch_repo / "build-logs" / "history.jsonl").read_text().splitlines()
     assert len(history) == 2
     assert Path(second.log_path).is_file()
 
 
-def test_app_change_rebuilds_only_the_code_layers(scratch_repo: Path, build_in: BuildRunner) -> None:
+def test_app_change_rebuilds_only_the_code_layers(
+    scratch_repo: Path, build_in: BuildRunner
+) -> None:
     build_in(scratch_repo)
     source = scratch_repo / "src/audiobook_tts/app.py"
     # A change never built before (the builder cache is content-addressed and outlives tests).
@@ -43,7 +49,9 @@ def test_app_change_rebuilds_only_the_code_layers(scratch_repo: Path, build_in: 
     assert f"{torch_vertex} CACHED" in log
 
 
-def test_a_file_the_image_does_not_need_changes_no_step(scratch_repo: Path, build_in: BuildRunner) -> None:
+def test_a_file_the_image_does_not_need_changes_no_step(
+    scratch_repo: Path, build_in: BuildRunner
+) -> None:
     build_in(scratch_repo)
     (scratch_repo / "tests/unit/test_plan.py").write_text("# edited\n")
     (scratch_repo / "README.md").write_text("edited\n")

@@ -73,7 +73,9 @@ def service(docker_client: DockerClient, image: str) -> Iterator[Service]:
         container.remove(force=True)
 
 
-def post_json(url: str, payload: dict[str, object], timeout: float = 60.0) -> tuple[int, str, bytes]:
+def post_json(
+    url: str, payload: dict[str, object], timeout: float = 60.0
+) -> tuple[int, str, bytes]:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
     )

@@ -63,8 +63,12 @@ def test_torch_imports_at_the_locked_version(docker_client: DockerClient, servic
 def test_speech_request_returns_a_wav_that_decodes_and_is_not_silent(service: Service) -> None:
     status, content_type, body = post_json(
         f"{service.url}/v1/audio/speech",
-        {"model": "tts-1", "input": "The quick brown fox jumps over the lazy dog.", "voice": "alloy",
-         "response_format": "wav"},
+        {
+            "model": "tts-1",
+            "input": "The quick brown fox jumps over the lazy dog.",
+            "voice": "alloy",
+            "response_format": "wav",
+        },
     )
     assert status == 200, body[:300]
     assert content_type == "audio/wav"
@@ -92,7 +96,9 @@ def test_health_check_turns_healthy(docker_client: DockerClient, service: Servic
     pytest.fail(f"container health did not turn healthy: {health}")
 
 
-def test_image_holds_no_ca_bundle_pip_cache_or_secret(docker_client: DockerClient, image: str) -> None:
+def test_image_holds_no_ca_bundle_pip_cache_or_secret(
+    docker_client: DockerClient, image: str
+) -> None:
     """What `docker history --no-trunc` and every layer's files show: no CA, no cache, no secret."""
     host = HostPackageSettings.current()
     with tempfile.TemporaryDirectory() as scratch:

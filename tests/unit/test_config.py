@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_relative_paths_are_resolved_against_the_repository() -> None:
-    settings = Settings.from_mapping({"dockerfile": "docker/tts/Dockerfile", "log_dir": "logs"}, ROOT)
+    settings = Settings.from_mapping(
+        {"dockerfile": "docker/tts/Dockerfile", "log_dir": "logs"}, ROOT
+    )
     assert settings.dockerfile_path == ROOT / "docker/tts/Dockerfile"
     assert settings.log_path == ROOT / "logs"
     assert settings.registry_cache_ref == "127.0.0.1:5000/audiobook-tts:buildcache"
@@ -30,7 +32,9 @@ def test_unknown_and_bad_settings_are_refused() -> None:
 
 
 def test_a_docker_hub_base_is_not_ours_to_make() -> None:
-    assert not Settings.from_mapping({"base_image": "python:3.11-slim-bookworm"}, ROOT).owns_base_image
+    assert not Settings.from_mapping(
+        {"base_image": "python:3.11-slim-bookworm"}, ROOT
+    ).owns_base_image
 
 
 def test_host_settings_take_files_dirs_and_http_urls_only(tmp_path: Path) -> None:

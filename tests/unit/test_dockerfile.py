@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_project_dockerfile_stages_in_order() -> None:
     stages = read_stages(ROOT / "docker/tts/Dockerfile")
     assert [s.name for s in stages] == [
-        "wheelhouse", "base", "torch", "dependencies", "builder", "runtime"
+        "wheelhouse",
+        "base",
+        "torch",
+        "dependencies",
+        "builder",
+        "runtime",
     ]
     assert stages[1].base == "${BASE_IMAGE}"
 

@@ -30,7 +30,9 @@ def settings(**overrides: object) -> Settings:
     return Settings.from_mapping(values, ROOT)
 
 
-def plan(request: BuildRequest | None = None, host: HostPackageSettings | None = None, **kw: object):
+def plan(
+    request: BuildRequest | None = None, host: HostPackageSettings | None = None, **kw: object
+):
     return make_plan(
         settings(**kw), host or HostPackageSettings(), request or BuildRequest(), STAGES, NOW
     )
@@ -73,7 +75,10 @@ def test_local_mode_exports_to_a_fresh_directory_and_swaps_it_in() -> None:
     kwargs = result.buildx_kwargs()
     current = "/var/lib/test-state/cache/audiobook-tts/current"
     assert kwargs["cache_from"] == [{"type": "local", "src": current}]
-    assert kwargs["cache_to"]["dest"] == "/var/lib/test-state/cache/audiobook-tts/next-20261121T080000Z"
+    assert (
+        kwargs["cache_to"]["dest"]
+        == "/var/lib/test-state/cache/audiobook-tts/next-20261121T080000Z"
+    )
     assert kwargs["cache_to"]["mode"] == "max"
     assert result.local_cache == (Path(kwargs["cache_to"]["dest"]), Path(current))
 
@@ -94,7 +99,9 @@ def test_plain_image_reference_becomes_a_registry_cache_source_and_is_repeatable
 
 
 def test_cache_to_replaces_the_modes_export() -> None:
-    result = plan(BuildRequest(cache_mode="local", cache_to=("type=registry,ref=r.example:5000/x:c",)))
+    result = plan(
+        BuildRequest(cache_mode="local", cache_to=("type=registry,ref=r.example:5000/x:c",))
+    )
     assert result.buildx_kwargs()["cache_to"] == {"type": "registry", "ref": "r.example:5000/x:c"}
     assert result.local_cache is None
 

@@ -40,10 +40,16 @@ def test_base_recipe_digest_follows_the_package_list(tmp_path: Path) -> None:
     packages = read_packages(ROOT / "docker/base/packages.txt")
     assert "espeak-ng" in packages and "python3-venv" in packages
     recipe = BaseRecipe("bookworm", "http://deb.debian.org/debian", packages, "FROM scratch\n")
-    changed = BaseRecipe("bookworm", "http://deb.debian.org/debian", (*packages, "sox"), "FROM scratch\n")
+    changed = BaseRecipe(
+        "bookworm", "http://deb.debian.org/debian", (*packages, "sox"), "FROM scratch\n"
+    )
     assert recipe.digest() != changed.digest()
-    assert recipe.digest() == BaseRecipe("bookworm", recipe.mirror, tuple(reversed(packages)),
-                                         "FROM scratch\n").digest()
+    assert (
+        recipe.digest()
+        == BaseRecipe(
+            "bookworm", recipe.mirror, tuple(reversed(packages)), "FROM scratch\n"
+        ).digest()
+    )
     command = recipe.mmdebstrap_command(tmp_path / "rootfs.tar")
     assert command[0] == "mmdebstrap" and "--variant=minbase" in command
     assert "deb http://deb.debian.org/debian-security bookworm-security main" in command
@@ -58,8 +64,12 @@ def test_lock_commands_are_hashed_relative_and_ignore_host_pip_config() -> None:
     assert torch_cmd[-1] == "torch-cpu.in" and "--find-links" in torch_cmd
     assert "--find-links" not in compile_command(service, host)
     env = compile_environment(
-        {"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple",
-         "PIP_INDEX_URL": "https://mirror.example/simple", "HOME": "/root"}
+        {
+            "PIP_FIND_LINKS": "/opt/wheels",
+            "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple",
+            "PIP_INDEX_URL": "https://mirror.example/simple",
+            "HOME": "/root",
+        }
     )
     assert env["PIP_CONFIG_FILE"] and "PIP_FIND_LINKS" not in env
     assert "PIP_EXTRA_INDEX_URL" not in env

@@ -15,7 +15,13 @@ from imagebuild.progress import (
     parse_time,
     plain_line,
 )
-from imagebuild.report import BuildReport, append_history, failure_summary, read_history, step_records
+from imagebuild.report import (
+    BuildReport,
+    append_history,
+    failure_summary,
+    read_history,
+    step_records,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -30,15 +36,25 @@ def track(name: str) -> ProgressTracker:
 
 def report_of(tracker: ProgressTracker) -> BuildReport:
     return BuildReport(
-        target="runtime", tags=("t:1",), cache_mode="inline", started_at="2026-11-21T00:00:00+00:00",
-        wall_seconds=1.0, succeeded=True, steps=step_records(tracker.steps()),
-        context_bytes=tracker.context_bytes(), log_path="x.log",
+        target="runtime",
+        tags=("t:1",),
+        cache_mode="inline",
+        started_at="2026-11-21T00:00:00+00:00",
+        wall_seconds=1.0,
+        succeeded=True,
+        steps=step_records(tracker.steps()),
+        context_bytes=tracker.context_bytes(),
+        log_path="x.log",
     )
 
 
 def test_reader_splits_pretty_printed_objects_and_text() -> None:
     reader = RawJsonReader()
-    chunks = ['{\n  "vertexes": [\n    {"digest": "d"}\n  ]\n}\n', "ERROR: boom\n", '{"logs": []}\n']
+    chunks = [
+        '{\n  "vertexes": [\n    {"digest": "d"}\n  ]\n}\n',
+        "ERROR: boom\n",
+        '{"logs": []}\n',
+    ]
     events = [event for chunk in chunks for event in reader.feed(chunk)]
     assert isinstance(events[0], Status) and events[0].data["vertexes"][0]["digest"] == "d"
     assert events[1] == Text("ERROR: boom")

@@ -73,7 +73,9 @@ def test_speech_returns_wav_of_the_engine_rate(client: TestClient) -> None:
         ({"voice": "alloy"}, "input"),
     ],
 )
-def test_bad_requests_are_400_with_a_json_error(client: TestClient, payload: dict, param: str) -> None:
+def test_bad_requests_are_400_with_a_json_error(
+    client: TestClient, payload: dict, param: str
+) -> None:
     response = client.post("/v1/audio/speech", json=payload)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -96,11 +98,15 @@ def test_malformed_json_is_400(client: TestClient) -> None:
 
 
 def test_espeak_voice_table_and_streamed_wav_parse() -> None:
-    table = "Pty Language       Age/Gender VoiceName          File          Other Languages\n" \
-            " 2  en-gb           --/M      English_(Great_Britain) gmw/en   (en 2)\n"
+    table = (
+        "Pty Language       Age/Gender VoiceName          File          Other Languages\n"
+        " 2  en-gb           --/M      English_(Great_Britain) gmw/en   (en 2)\n"
+    )
     assert parse_voice_table(table) == [("en-gb", "M", "English (Great Britain)")]
-    header = b"RIFF\xff\xff\xff\x7fWAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x22\x56\x00\x00" \
-             b"\x44\xac\x00\x00\x02\x00\x10\x00data\xff\xff\xff\x7f"
+    header = (
+        b"RIFF\xff\xff\xff\x7fWAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x22\x56\x00\x00"
+        b"\x44\xac\x00\x00\x02\x00\x10\x00data\xff\xff\xff\x7f"
+    )
     rate, samples = decode_wav_stream(header + np.array([0, 16384], dtype="<i2").tobytes())
     assert rate == 22050
     assert samples.tolist() == [0.0, 0.5]

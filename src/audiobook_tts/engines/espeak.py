@@ -48,7 +48,10 @@ def decode_wav_stream(data: bytes) -> tuple[int, Samples]:
     position = 12
     sample_rate = 22050
     while position + 8 <= len(data):
-        chunk, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        chunk, size = (
+            data[position : position + 4],
+            int.from_bytes(data[position + 4 : position + 8], "little"),
+        )
         body = position + 8
         if chunk == b"fmt ":
             sample_rate = int.from_bytes(data[body + 4 : body + 8], "little")
@@ -99,13 +102,15 @@ class EspeakEngine:
         table: dict[str, Voice] = {}
         output = self._run(["--voices"]).decode("utf-8", "replace")
         for language, gender, name in parse_voice_table(output):
-            table[language] = Voice(id=language, engine=self.name, language=language,
-                                    name=name, gender=gender)
+            table[language] = Voice(
+                id=language, engine=self.name, language=language, name=name, gender=gender
+            )
         for alias, target in OPENAI_ALIASES.items():
             language = target.split("+")[0]
             if language in table:
-                table[alias] = Voice(id=alias, engine=self.name, language=language,
-                                     name=f"{alias} ({target})")
+                table[alias] = Voice(
+                    id=alias, engine=self.name, language=language, name=f"{alias} ({target})"
+                )
         return table
 
     def voices(self) -> list[Voice]:
@@ -118,7 +123,7 @@ class EspeakEngine:
         if voice not in self._voice_table:
             raise EngineError(f"unknown voice {voice!r}")
         espeak_voice = OPENAI_ALIASES.get(voice, voice)
-        wpm = int(round(min(MAX_WPM, max(MIN_WPM, DEFAULT_WPM * speed))))
+        wpm = round(min(MAX_WPM, max(MIN_WPM, DEFAULT_WPM * speed)))
         # -b 1: the input is UTF-8; text arrives on stdin, never as an argument.
         data = self._run(
             ["-b", "1", "-v", espeak_voice, "-s", str(wpm), "--stdout"],
