@@ -130,6 +130,19 @@ def apt_candidate_major(policy_output: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def pinned_siblings(apt_output: str) -> list[str]:
+    """Packages whose exact-version dependency is held at a newer, already installed version.
+
+    `iptables : Depends: libip4tc2 (= 1.8.9-2) but 1.8.11-2 is to be installed` -> iptables
+    """
+    names = re.findall(
+        r"^\s*([a-z0-9][a-z0-9+.-]*) : Depends: \S+ \(= [^)]+\) but \S+ is to be installed",
+        apt_output[apt_output.rfind("$ apt-get install") :],
+        re.MULTILINE,
+    )
+    return sorted(set(names))
+
+
 # --- processes ------------------------------------------------------------------------------
 
 
@@ -264,11 +277,20 @@ def install_engine(settings: Settings, paths: StatePaths, printer: Printer) -> N
             _run_logged(["apt-get", "update"], paths.apt_log, "apt-get update")
         # `pkg/trixie` takes that package (and only the dependencies it needs) from trixie.
         packages = [f"{name}/trixie" for name in ENGINE_PACKAGES]
-    _run_logged(
-        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
-        paths.apt_log,
-        "installing the engine packages",
-    )
+    command = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    try:
+        _run_logged(command, paths.apt_log, "installing the engine packages")
+    except ImageBuildError:
+        # A package already upgraded from trixie (e.g. libip4tc2) pins its siblings there too.
+        siblings = pinned_siblings(paths.apt_log.read_text(errors="replace"))
+        if not siblings or not any(name.endswith("/trixie") for name in packages):
+            raise
+        printer(f"  retrying with {', '.join(siblings)} from trixie, to match what is installed")
+        _run_logged(
+            [*command, *(f"{name}/trixie" for name in siblings)],
+            paths.apt_log,
+            "installing the engine packages",
+        )
     printer(f"  installed {', '.join(ENGINE_PACKAGES)} (apt log: {paths.apt_log})")
 
 

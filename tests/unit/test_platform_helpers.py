@@ -7,7 +7,12 @@ from pathlib import Path
 from imagebuild.baseimage import BaseRecipe, read_packages
 from imagebuild.config import HostPackageSettings
 from imagebuild.locks import GROUPS, compile_command, compile_environment
-from imagebuild.platform import apt_candidate_major, merge_daemon_config, parse_os_release
+from imagebuild.platform import (
+    apt_candidate_major,
+    merge_daemon_config,
+    parse_os_release,
+    pinned_siblings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,3 +80,15 @@ def test_lock_commands_are_hashed_relative_and_ignore_host_pip_config() -> None:
     assert "PIP_EXTRA_INDEX_URL" not in env
     assert env["PIP_INDEX_URL"] == "https://mirror.example/simple"
     assert env["CUSTOM_COMPILE_COMMAND"] == "inv lock"
+
+
+def test_siblings_held_at_a_newer_version_are_found_in_apts_complaint() -> None:
+    log = """$ apt-get update
+$ apt-get install -y docker.io/trixie
+The following packages have unmet dependencies:
+ iptables : Depends: libip4tc2 (= 1.8.9-2) but 1.8.11-2 is to be installed
+            Depends: libxtables12 (= 1.8.9-2) but 1.8.11-2 is to be installed
+E: Unable to correct problems, you have held broken packages.
+"""
+    assert pinned_siblings(log) == ["iptables"]
+    assert pinned_siblings("$ apt-get install x\nE: Unable to locate package x\n") == []
