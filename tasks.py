@@ -142,3 +142,24 @@ def login(c: Context, ecr: bool = False) -> None:
 def history(c: Context, last: int = 5, json: bool = False) -> None:
     """Show the reports of the last builds, from build-logs/history.jsonl."""
     build_module.print_history(settings_from(c.config), last, json, say)
+
+
+@task(
+    help={
+        "target": "Dockerfile stage to check (default: runtime)",
+        "cache": "cache mode, as for `inv build`",
+        "no_up": "fail instead of running `inv up` when the platform is not up",
+    }
+)
+@clear_errors
+def cache_check(c: Context, target: str = "", cache: str = "", no_up: bool = False) -> None:
+    """Rebuild with no change and say which steps hit the cache and why the others did not."""
+    request = BuildRequest(target=target or None, cache_mode=cache or None)
+    build_module.cache_check(settings_from(c.config), request, say, start_platform=not no_up)
+
+
+@task(help={"json": "print {path: sha256} instead of a listing"})
+@clear_errors
+def context(c: Context, json: bool = False) -> None:
+    """List the files and bytes the build context sends (after .dockerignore)."""
+    build_module.print_context(settings_from(c.config), json, say)

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagebuild import engine, platform
+from imagebuild.cachecheck import StepVerdict, explain, read_context
 from imagebuild.config import HostPackageSettings, Settings
+from imagebuild.context import ContextManifest
 from imagebuild.dockerfile import read_stages
 from imagebuild.engine import BuildFailed
 from imagebuild.errors import ImageBuildError
@@ -99,6 +101,10 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
     if plan.local_cache is not None:
         plan.local_cache[0].parent.mkdir(parents=True, exist_ok=True)
     printer(f"building target {plan.target} ({plan.cache_mode} cache); log: {plan.log_path}")
+    manifest = ContextManifest.of(plan.context)
+    plan.log_path.parent.mkdir(parents=True, exist_ok=True)
+    # Kept beside the log, so that `inv cache-check` can name the files that changed.
+    plan.log_path.with_suffix(".context.json").write_text(manifest.to_json(), encoding="utf-8")
     docker = engine.client(settings.docker_client)
     try:
         report = engine.run_build(docker, plan, printer)
@@ -158,3 +164,78 @@ def print_history(settings: Settings, last: int, as_json: bool, printer: Printer
         printer(f"{report.started_at}")
         for line in report.summary_lines():
             printer(f"  {line}")
+
+
+def last_successful(settings: Settings, target: str) -> BuildReport | None:
+    for report in reversed(read_history(history_path(settings))):
+        if report.succeeded and report.target == target:
+            return report
+    return None
+
+
+def _show(verdicts: list[StepVerdict], printer: Printer) -> None:
+    for verdict in verdicts:
+        printer(verdict.line())
+
+
+def cache_check(
+    settings: Settings, request: BuildRequest, printer: Printer, start_platform: bool = True
+) -> list[StepVerdict]:
+    """Rebuild with no change; every step must hit. Misses get reasons; unexplained ones fail."""
+    dockerfile_text = settings.dockerfile_path.read_text(encoding="utf-8")
+    target = request.target or settings.target
+    previous = last_successful(settings, target)
+    quiet = BuildRequest(**{**request.__dict__, "progress": "quiet"})
+    report = build(settings, quiet, lambda _: None, start_platform)
+    current_context = read_context(report) or {}
+    verdicts = explain(
+        report,
+        previous,
+        current_context,
+        read_context(previous) if previous else None,
+        dockerfile_text,
+    )
+    if not report.all_cached:
+        printer(
+            f"since the last build of {target}: {report.steps_cached} of "
+            f"{report.steps_total} steps hit the cache"
+        )
+        _show(verdicts, printer)
+        # Now the inputs are built: an immediate rebuild has nothing left to explain.
+        previous, report = report, build(settings, quiet, lambda _: None, start_platform)
+        verdicts = explain(
+            report, previous, read_context(report) or {}, current_context, dockerfile_text
+        )
+    printer(
+        f"rebuild with no change: {report.steps_cached} of {report.steps_total} steps cached "
+        f"in {report.wall_seconds:.1f}s (log: {report.log_path})"
+    )
+    _show(verdicts, printer)
+    unexpected = [verdict for verdict in verdicts if not verdict.cached and not verdict.expected]
+    if unexpected:
+        raise ImageBuildError(
+            f"{len(unexpected)} step(s) missed the cache with nothing changed; first: "
+            f"{unexpected[0].name}",
+            Path(report.log_path),
+        )
+    if not report.all_cached:
+        raise ImageBuildError(
+            f"{report.steps_total - report.steps_cached} step(s) rebuilt on a rebuild with no "
+            "change",
+            Path(report.log_path),
+        )
+    printer("cache check passed: every step hit the cache")
+    return verdicts
+
+
+def print_context(settings: Settings, as_json: bool, printer: Printer) -> None:
+    manifest = ContextManifest.of(settings.root)
+    if as_json:
+        printer(manifest.to_json())
+        return
+    for item in manifest.files:
+        printer(f"{item.size:>10,d}  {item.path}")
+    printer(
+        f"{len(manifest.files)} files, {manifest.total_bytes:,d} bytes would be sent "
+        f"(.dockerignore is an allow-list)"
+    )

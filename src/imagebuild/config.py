@@ -7,6 +7,7 @@ reads them into frozen values, so that everything downstream is plain data.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,3 +166,8 @@ def _remote_url(value: str, ignored: list[str], name: str) -> str | None:
     # A file:// index on the host means nothing inside a build container.
     ignored.append(f"{name} entry {value} (not an http(s) URL)")
     return None
+
+
+def redact_url(value: str) -> str:
+    """Credentials in an index URL (https://user:token@host) never reach a log or report."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", value)

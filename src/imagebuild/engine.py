@@ -16,6 +16,7 @@ from typing import Any
 
 from python_on_whales import DockerClient, DockerException
 
+from imagebuild.config import redact_url
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan import BuildPlan
 from imagebuild.progress import (
@@ -164,6 +165,7 @@ def run_build(
         "context_bytes": tracker.context_bytes(),
         "log_path": str(plan.log_path),
         "warnings": warnings,
+        "build_args": tuple((key, redact_url(value)) for key, value in plan.build_args),
     }
     if error is not None:
         message, tail = failure_summary(tracker)

@@ -13,7 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from imagebuild.config import CACHE_MODES, PROGRESS_MODES, HostPackageSettings, Settings
+from imagebuild.config import (
+    CACHE_MODES,
+    PROGRESS_MODES,
+    HostPackageSettings,
+    Settings,
+    redact_url,
+)
 from imagebuild.dockerfile import Stage, check_target
 from imagebuild.errors import UsageError
 
@@ -114,7 +120,7 @@ class BuildPlan:
         for tag in self.tags:
             parts += ["--tag", tag]
         for key, value in self.build_args:
-            parts += ["--build-arg", f"{key}={value}"]
+            parts += ["--build-arg", f"{key}={redact_url(value)}"]
         for name, path in self.secrets:
             parts += ["--secret", f"id={name},src={path}"]
         for name, value in self.build_contexts:

@@ -42,6 +42,7 @@ class BuildReport:
     image_size: int | None = None
     error: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    build_args: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def steps_total(self) -> int:
@@ -87,6 +88,7 @@ class BuildReport:
         data["steps"] = tuple(StepRecord(**step) for step in data["steps"])
         data["tags"] = tuple(data["tags"])
         data["warnings"] = tuple(data.get("warnings", ()))
+        data["build_args"] = tuple(tuple(pair) for pair in data.get("build_args", ()))
         return cls(**data)
 
     def summary_lines(self) -> list[str]:

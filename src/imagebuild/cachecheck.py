@@ -1,0 +1,175 @@
+"""`inv cache-check`: rebuild with no change and say, step by step, what hit and why not.
+
+The explanation is pure: it compares two build reports, their context manifests and the
+Dockerfile, and gives each missed step the most specific reason it can find.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagebuild.context import changed_files
+from imagebuild.dockerfile import logical_lines
+from imagebuild.report import BuildReport
+
+Printer = Callable[[str], None]
+
+UNEXPLAINED = "not in the builder's cache (pruned, evicted, or never built with these inputs)"
+_COPY = re.compile(r"^(?:COPY|ADD)\s+(?P<args>.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    name: str
+    stage: str
+    cached: bool
+    reason: str
+    expected: bool
+
+    def line(self) -> str:
+        if self.cached:
+            return f"  hit    {self.name}"
+        mark = "miss" if self.expected else "MISS"
+        return f"  {mark}   {self.name}\n           {self.reason}"
+
+
+def stage_graph(dockerfile_text: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """For each stage: the ARG names it declares, and the stages it builds on or copies from."""
+    declared: dict[str, set[str]] = {}
+    depends: dict[str, set[str]] = {}
+    current: str | None = None
+    for _, instruction in logical_lines(dockerfile_text):
+        keyword, _, rest = instruction.partition(" ")
+        word = keyword.upper()
+        if word == "FROM":
+            parts = [part for part in rest.split() if not part.startswith("--platform")]
+            current = parts[-1] if len(parts) >= 3 and parts[-2].upper() == "AS" else None
+            if current is not None:
+                declared[current] = set()
+                depends[current] = {parts[0]}
+        elif current is None:
+            continue
+        elif word == "ARG":
+            declared[current].add(rest.split("=", 1)[0].strip())
+        elif word in ("COPY", "ADD", "RUN"):
+            depends[current].update(re.findall(r"--(?:from)=([A-Za-z0-9_.-]+)", rest))
+    return declared, depends
+
+
+def ancestors(stage: str, depends: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(depends.get(stage, ()))
+    while todo:
+        parent = todo.pop()
+        if parent in depends and parent not in seen:
+            seen.add(parent)
+            todo.extend(depends[parent])
+    return seen
+
+
+def copy_sources(instruction: str) -> list[str] | None:
+    """Context paths a COPY/ADD reads; None when it copies from another stage or image."""
+    body = instruction.split("] ", 1)[-1]
+    match = _COPY.match(body)
+    if match is None:
+        return None
+    words = match.group("args").split()
+    if any(word.startswith("--from=") for word in words):
+        return None
+    operands = [word for word in words if not word.startswith("--")]
+    return [source.rstrip("/") for source in operands[:-1]]
+
+
+def _touches(sources: Sequence[str], path: str) -> bool:
+    for source in sources:
+        cleaned = source.lstrip("./").replace("${TORCH_VARIANT}", "*")
+        pattern = "^" + re.escape(cleaned).replace(r"\*", "[^/]*") + "(/|$)"
+        if cleaned in ("", ".") or re.match(pattern, path):
+            return True
+    return False
+
+
+def explain(
+    current: BuildReport,
+    previous: BuildReport | None,
+    current_context: dict[str, str],
+    previous_context: dict[str, str] | None,
+    dockerfile_text: str,
+) -> list[StepVerdict]:
+    """Each step of `current`: hit, or miss with the likeliest reason and whether it was expected."""
+    previous_names = {step.name for step in previous.steps} if previous else set()
+    changes = changed_files(previous_context or {}, current_context) if previous_context else []
+    args_before = dict(previous.build_args) if previous else {}
+    args_now = dict(current.build_args)
+    changed_args = sorted(
+        key for key in set(args_before) | set(args_now) if args_before.get(key) != args_now.get(key)
+    )
+    declared, depends = stage_graph(dockerfile_text)
+    unreachable = [
+        w
+        for w in current.warnings
+        if "cache" in w.lower()
+        and any(word in w.lower() for word in ("fail", "error", "refused", "not found"))
+    ]
+    missed_stages: set[str] = set()
+    verdicts: list[StepVerdict] = []
+    for step in current.steps:
+        if step.cached:
+            verdicts.append(StepVerdict(step.name, step.stage, True, "", True))
+            continue
+        reason, expected = _reason(
+            step.name,
+            step.stage,
+            previous is not None,
+            previous_names,
+            changes,
+            changed_args,
+            declared,
+            missed_stages & (ancestors(step.stage, depends) | {step.stage}),
+            unreachable,
+        )
+        missed_stages.add(step.stage)
+        verdicts.append(StepVerdict(step.name, step.stage, False, reason, expected))
+    return verdicts
+
+
+def _reason(
+    name: str,
+    stage: str,
+    have_previous: bool,
+    previous_names: set[str],
+    changes: list[tuple[str, str]],
+    changed_args: list[str],
+    declared: dict[str, set[str]],
+    missed_stages: set[str],
+    unreachable: list[str],
+) -> tuple[str, bool]:
+    if have_previous and name not in previous_names:
+        return "instruction changed (this step was not in the previous build)", True
+    sources = copy_sources(name)
+    if sources is not None and changes:
+        touched = [f"{path} ({what})" for path, what in changes if _touches(sources, path)]
+        if touched:
+            return f"context file changed: {', '.join(touched[:5])}", True
+    stage_changed = sorted(set(changed_args) & declared.get(stage, set()))
+    if stage_changed:
+        return f"build arg changed: {', '.join(stage_changed)}", True
+    if stage in missed_stages:
+        return "an earlier step of this stage rebuilt, so every later one does", True
+    if missed_stages:
+        return f"a stage it builds on rebuilt ({', '.join(sorted(missed_stages))})", True
+    if unreachable:
+        return f"cache source unreachable: {unreachable[0]}", False
+    return UNEXPLAINED, False
+
+
+def read_context(report: BuildReport) -> dict[str, str] | None:
+    path = Path(report.log_path).with_suffix(".context.json")
+    if not path.exists():
+        return None
+    data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    return data
