@@ -155,6 +155,13 @@ def run_build(
     warnings = tuple(
         line.removeprefix("WARNING: ") for line in tracker.texts if line.startswith("WARNING")
     ) + tuple(tracker.warnings)
+    # An internal vertex that failed in a build that went on: an unreachable cache source
+    # (import) or destination (export with ignore-error). Worth a warning, not a failure.
+    warnings += tuple(
+        f"{vertex.name}: {vertex.error}"
+        for vertex in tracker.failed()
+        if not vertex.is_instruction and error is None
+    )
     common: dict[str, Any] = {
         "target": plan.target,
         "tags": plan.tags,

@@ -290,6 +290,9 @@ def make_plan(
         )
     if request.cache_to:
         cache_to = parse_cache_spec(request.cache_to[0], "to")
+        if dict(cache_to).get("type") != "inline" and "ignore-error" not in dict(cache_to):
+            # A cache that cannot be written is a warning, never a failed build.
+            cache_to = (*cache_to, ("ignore-error", "true"))
         local_cache = None
     no_cache = request.no_cache or mode == "none"
     if mode == "none":

@@ -52,7 +52,7 @@ class Vertex:
     cached: bool = False
     error: str | None = None
     logs: list[str] = field(default_factory=list)
-    partial_log: str = ""
+    partial_logs: dict[int, str] = field(default_factory=dict)
     context_bytes: int = 0
     finished: bool = False
 
@@ -239,11 +239,15 @@ class ProgressTracker:
 
     def _handle_log(self, item: dict[str, Any]) -> None:
         vertex = self._vertex(str(item.get("vertex", "")))
-        text = vertex.partial_log + _decode(str(item.get("data", "")))
+        # stdout and stderr arrive interleaved: a line is only whole within its own stream.
+        stream = int(item.get("stream") or 1)
+        text = vertex.partial_logs.get(stream, "") + _decode(str(item.get("data", "")))
         lines = text.split("\n")
-        vertex.partial_log = lines.pop()
-        for line in lines:
-            line = line.rstrip("\r")
+        vertex.partial_logs[stream] = lines.pop()
+        for raw in lines:
+            # A progress bar redraws with \r: what a terminal would show is the last part.
+            parts = [part for part in raw.split("\r") if part.strip()]
+            line = parts[-1] if parts else ""
             vertex.logs.append(line)
             if len(vertex.logs) > MAX_KEPT_LOG_LINES:
                 del vertex.logs[0]

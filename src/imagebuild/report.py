@@ -160,6 +160,10 @@ def failure_summary(tracker: ProgressTracker) -> tuple[str, tuple[str, ...]]:
         vertex = failed_steps[0]
         tail = tuple(line for line in vertex.logs if line.strip())[-12:]
         reason = _step_error(vertex.error or "")
+        # The tool's own error line (pip's "ERROR: ...") says more than an exit code.
+        said = [line.strip() for line in tail if line.strip().lower().startswith("error")]
+        if said:
+            reason = f"{reason}: {_shorten(said[0], 200)}"
         return f"step {_shorten(vertex.name, 120)} failed: {reason}", tail
     for error in errors:
         if "dockerfile parse error" in error or "failed to parse" in error:

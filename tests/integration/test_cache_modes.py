@@ -1,0 +1,117 @@
+"""Each cache mode is real: build, throw away the builder's cache and the image, rebuild from
+that cache alone, and the heavy steps (torch, dependencies) come from it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from imagebuild.build import build
+from imagebuild.config import Settings
+from imagebuild.plan import BuildRequest
+from imagebuild.report import BuildReport
+
+from .conftest import TEST_IMAGE
+
+pytestmark = pytest.mark.docker
+HEAVY = ("[torch 2/2] RUN", "[dependencies 2/2] RUN")
+
+
+def heavy_steps_cached(report: BuildReport) -> dict[str, bool]:
+    return {
+        prefix: all(step.cached for step in report.steps if step.name.startswith(prefix))
+        and any(step.name.startswith(prefix) for step in report.steps)
+        for prefix in HEAVY
+    }
+
+
+@pytest.fixture
+def scratch_settings(settings: Settings, scratch_repo: Path, tmp_path: Path) -> Settings:
+    return replace(
+        settings,
+        root=scratch_repo,
+        dockerfile=scratch_repo / "docker/tts/Dockerfile",
+        log_dir=scratch_repo / "build-logs",
+        state_dir=tmp_path / "state",
+        image=f"{TEST_IMAGE}-{uuid.uuid4().hex[:8]}",
+    )
+
+
+@pytest.fixture
+def forget(docker_client: DockerClient) -> Iterator[callable]:  # type: ignore[valid-type]
+    made: list[str] = []
+
+    def forget_everything(*tags: str) -> None:
+        """`docker buildx prune -af` and the images: nothing local is left to hit."""
+        made.extend(tags)
+        present = [tag for tag in tags if docker_client.image.exists(tag)]
+        if present:
+            docker_client.image.remove(present, force=True)
+        docker_client.buildx.prune(all=True)
+
+    yield forget_everything
+    leftovers = [tag for tag in made if docker_client.image.exists(tag)]
+    if leftovers:
+        docker_client.image.remove(leftovers, force=True)
+
+
+def run(settings: Settings, **request: object) -> BuildReport:
+    request.setdefault("progress", "quiet")
+    return build(settings, BuildRequest(**request), print, start_platform=False)
+
+
+def test_after_a_prune_nothing_is_cached_without_a_cache_source(
+    scratch_settings: Settings,
+    forget: callable,  # type: ignore[valid-type]
+) -> None:
+    """The control: the prune really empties the builder, so the tests below can fail."""
+    tag = f"{scratch_settings.image}:control"
+    run(scratch_settings, target="base", tags=(tag,), cache_mode="none")
+    forget(tag)
+    report = run(scratch_settings, target="base", tags=(tag,), cache_mode="inline")
+    assert report.steps_cached == 0, report.cached_step_names()
+
+
+def test_inline_cache_in_the_pushed_image(
+    scratch_settings: Settings,
+    forget: callable,  # type: ignore[valid-type]
+) -> None:
+    tag = f"{scratch_settings.registry}/{scratch_settings.image}:inline"
+    first = run(scratch_settings, cache_mode="inline", push=True, load=True, tags=(tag,))
+    assert first.succeeded
+    forget(tag)
+    rebuilt = run(scratch_settings, cache_mode="inline", cache_from=(tag,), tags=(tag,))
+    assert heavy_steps_cached(rebuilt) == {prefix: True for prefix in HEAVY}, rebuilt.steps
+
+
+def test_local_directory_cache_is_swapped_not_grown(
+    scratch_settings: Settings,
+    forget: callable,  # type: ignore[valid-type]
+) -> None:
+    tag = f"{scratch_settings.image}:local"
+    run(scratch_settings, cache_mode="local", tags=(tag,))
+    cache_root = scratch_settings.local_cache_dir
+    assert [p.name for p in cache_root.iterdir()] == ["current"]
+    forget(tag)
+    rebuilt = run(scratch_settings, cache_mode="local", tags=(tag,))
+    assert heavy_steps_cached(rebuilt) == {prefix: True for prefix in HEAVY}, rebuilt.steps
+    # The export went to a fresh directory that replaced the old one: still one cache.
+    assert [p.name for p in cache_root.iterdir()] == ["current"]
+
+
+def test_registry_cache_with_mode_max(
+    scratch_settings: Settings,
+    forget: callable,  # type: ignore[valid-type]
+) -> None:
+    tag = f"{scratch_settings.image}:registry"
+    run(scratch_settings, cache_mode="registry", tags=(tag,))
+    forget(tag)
+    rebuilt = run(scratch_settings, cache_mode="registry", tags=(tag,))
+    assert heavy_steps_cached(rebuilt) == {prefix: True for prefix in HEAVY}, rebuilt.steps
+    # mode=max: the builder stage (not part of the final image) came from the cache too.
+    assert all(step.cached for step in rebuilt.steps if step.stage == "builder"), rebuilt.steps
