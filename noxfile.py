@@ -19,6 +19,13 @@ DEV_LOCK = "requirements/dev.txt"
 SERVICE_LOCK = "requirements/service.txt"
 
 
+def pytest_args(session: nox.Session, *default_paths: str) -> list[str]:
+    """`nox -s tests -- tests/unit -k plan` picks paths; `-- --require-docker` keeps defaults."""
+    if session.posargs and not session.posargs[0].startswith("-"):
+        return list(session.posargs)
+    return [*default_paths, *session.posargs]
+
+
 def install_locked(session: nox.Session, *locks: str) -> None:
     for lock in locks:
         session.install("--require-hashes", "-r", lock)
@@ -41,10 +48,8 @@ def tests(session: nox.Session) -> None:
     install_locked(session, DEV_LOCK, SERVICE_LOCK)
     session.run(
         "pytest",
-        "tests/unit",
-        "tests/integration",
         "--junitxml=build-logs/junit-tests.xml",
-        *session.posargs,
+        *pytest_args(session, "tests/unit", "tests/integration"),
     )
 
 
@@ -53,4 +58,6 @@ def smoke(session: nox.Session) -> None:
     """Build the image, start it, and check what it runs and that it speaks."""
     install_locked(session, DEV_LOCK)
     session.run("inv", "build", "--progress", "tty")
-    session.run("pytest", "tests/smoke", "--junitxml=build-logs/junit-smoke.xml", *session.posargs)
+    session.run(
+        "pytest", "--junitxml=build-logs/junit-smoke.xml", *pytest_args(session, "tests/smoke")
+    )

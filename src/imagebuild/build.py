@@ -195,7 +195,11 @@ def cache_check(
         read_context(previous) if previous else None,
         dockerfile_text,
     )
+    unexpected: list[StepVerdict] = []
     if not report.all_cached:
+        unexpected = [
+            verdict for verdict in verdicts if not verdict.cached and not verdict.expected
+        ]
         printer(
             f"since the last build of {target}: {report.steps_cached} of "
             f"{report.steps_total} steps hit the cache"
@@ -211,11 +215,11 @@ def cache_check(
         f"in {report.wall_seconds:.1f}s (log: {report.log_path})"
     )
     _show(verdicts, printer)
-    unexpected = [verdict for verdict in verdicts if not verdict.cached and not verdict.expected]
+    unexpected += [verdict for verdict in verdicts if not verdict.cached and not verdict.expected]
     if unexpected:
         raise ImageBuildError(
-            f"{len(unexpected)} step(s) missed the cache with nothing changed; first: "
-            f"{unexpected[0].name}",
+            f"{len(unexpected)} step(s) missed the cache although nothing they depend on "
+            f"changed; first: {unexpected[0].name[:100]}",
             Path(report.log_path),
         )
     if not report.all_cached:

@@ -19,6 +19,7 @@ from imagebuild.report import BuildReport
 Printer = Callable[[str], None]
 
 UNEXPLAINED = "not in the builder's cache (pruned, evicted, or never built with these inputs)"
+_INDEX = re.compile(r"^\[(?:\S+ )?(\d+)/\d+\]")
 _COPY = re.compile(r"^(?:COPY|ADD)\s+(?P<args>.*)$", re.IGNORECASE)
 
 
@@ -30,11 +31,12 @@ class StepVerdict:
     reason: str
     expected: bool
 
-    def line(self) -> str:
+    def line(self, width: int = 110) -> str:
+        name = self.name if len(self.name) <= width else self.name[: width - 1] + "…"
         if self.cached:
-            return f"  hit    {self.name}"
+            return f"  hit    {name}"
         mark = "miss" if self.expected else "MISS"
-        return f"  {mark}   {self.name}\n           {self.reason}"
+        return f"  {mark}   {name}\n           {self.reason}"
 
 
 def stage_graph(dockerfile_text: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -56,7 +58,8 @@ def stage_graph(dockerfile_text: str) -> tuple[dict[str, set[str]], dict[str, se
         elif word == "ARG":
             declared[current].add(rest.split("=", 1)[0].strip())
         elif word in ("COPY", "ADD", "RUN"):
-            depends[current].update(re.findall(r"--(?:from)=([A-Za-z0-9_.-]+)", rest))
+            # COPY --from=stage, and RUN --mount=...,from=stage
+            depends[current].update(re.findall(r"(?:--|,)from=([A-Za-z0-9_.-]+)", rest))
     return declared, depends
 
 
@@ -117,7 +120,14 @@ def explain(
     ]
     missed_stages: set[str] = set()
     verdicts: list[StepVerdict] = []
-    for step in current.steps:
+    # Dockerfile order: a stage only builds on stages above it, so causes come before effects.
+    order = {stage: position for position, stage in enumerate(declared)}
+
+    def position(name: str, stage: str) -> tuple[int, int]:
+        match = _INDEX.match(name)
+        return order.get(stage, len(order)), int(match.group(1)) if match else 0
+
+    for step in sorted(current.steps, key=lambda step: position(step.name, step.stage)):
         if step.cached:
             verdicts.append(StepVerdict(step.name, step.stage, True, "", True))
             continue
@@ -148,7 +158,9 @@ def _reason(
     missed_stages: set[str],
     unreachable: list[str],
 ) -> tuple[str, bool]:
-    if have_previous and name not in previous_names:
+    if not have_previous:
+        return "no earlier build of this target to compare with", True
+    if name not in previous_names:
         return "instruction changed (this step was not in the previous build)", True
     sources = copy_sources(name)
     if sources is not None and changes:
