@@ -20,7 +20,7 @@ from pathlib import Path
 from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
-from imagebuild.plan import BuildPlan
+from imagebuild.plan import BuildPlan, log_stamp
 from imagebuild.progress import utc_now
 from imagebuild.registry import Reference, RegistryClient
 
@@ -158,7 +158,7 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         f"  root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
         f"{time.monotonic() - started:.0f}s"
     )
-    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    stamp = log_stamp(utc_now())
     log_dir = settings.log_path
     plan = BuildPlan(
         context=workdir,

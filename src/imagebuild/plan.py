@@ -202,6 +202,11 @@ def parse_platforms(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(platforms)
 
 
+def log_stamp(now: datetime) -> str:
+    """UTC time to the millisecond: two builds in one second must not share a log."""
+    return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
 def names_registry(reference: str) -> bool:
     """True when an image reference starts with a registry host (a dot, a port or localhost)."""
     first, sep, _ = reference.partition("/")
@@ -278,7 +283,7 @@ def make_plan(
                 f"would go to Docker Hub (try {settings.registry}/{settings.image}:TAG)"
             )
 
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    stamp = log_stamp(now)
     cache_from, cache_to, local_cache = _cache_for_mode(settings, mode, stamp)
     if request.cache_from:
         cache_from = cache_from + tuple(

@@ -51,7 +51,7 @@ def test_default_plan_builds_runtime_with_inline_cache_and_loads() -> None:
     assert kwargs["tags"] == ["audiobook-tts:latest", "127.0.0.1:5000/audiobook-tts:latest"]
     assert kwargs["build_args"]["TORCH_VARIANT"] == "cpu"
     assert kwargs["build_args"]["BASE_IMAGE"] == "127.0.0.1:5000/audiobook-tts/base:bookworm"
-    assert result.log_path == ROOT / "build-logs" / "20261121T080000Z-runtime.log"
+    assert result.log_path == ROOT / "build-logs" / "20261121T080000.000Z-runtime.log"
 
 
 def test_registry_mode_uses_buildcache_tag_with_ecr_options_and_ignore_error() -> None:
@@ -77,7 +77,7 @@ def test_local_mode_exports_to_a_fresh_directory_and_swaps_it_in() -> None:
     assert kwargs["cache_from"] == [{"type": "local", "src": current}]
     assert (
         kwargs["cache_to"]["dest"]
-        == "/var/lib/test-state/cache/audiobook-tts/next-20261121T080000Z"
+        == "/var/lib/test-state/cache/audiobook-tts/next-20261121T080000.000Z"
     )
     assert kwargs["cache_to"]["mode"] == "max"
     assert result.local_cache == (Path(kwargs["cache_to"]["dest"]), Path(current))
