@@ -38,7 +38,5 @@ def login_ecr(settings: Settings, printer: Printer) -> None:
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
         raise ImageBuildError(f"aws ecr get-login-password failed: {detail[0]}")
-    engine.login(
-        engine.client(settings.docker_client), settings.registry, "AWS", result.stdout.strip()
-    )
+    engine.login(engine.client_for(settings), settings.registry, "AWS", result.stdout.strip())
     printer(f"logged in to {settings.registry}")

@@ -181,7 +181,7 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         raw_log_path=log_dir / f"{stamp}-base.rawjson",
         metadata_path=log_dir / f"{stamp}-base.metadata.json",
     )
-    docker = engine.client(settings.docker_client)
+    docker = engine.client_for(settings)
     report = engine.run_build(docker, plan, printer)
     rootfs.unlink(missing_ok=True)
     printer(

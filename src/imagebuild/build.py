@@ -105,7 +105,7 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     # Kept beside the log, so that `inv cache-check` can name the files that changed.
     plan.log_path.with_suffix(".context.json").write_text(manifest.to_json(), encoding="utf-8")
-    docker = engine.client(settings.docker_client)
+    docker = engine.client_for(settings)
     try:
         report = engine.run_build(docker, plan, printer)
     except BuildFailed as failed:

@@ -37,6 +37,10 @@ class Settings:
     state_dir: Path = Path("/var/lib/audiobook-tts")
     log_dir: Path = Path("build-logs")
     docker_client: str = "docker"
+    # Empty: the engine DOCKER_HOST or the docker context names; else e.g. unix:///path.sock
+    docker_host: str = ""
+    # Empty: the engine's default network for RUN steps; "host" for an engine with no bridge.
+    build_network: str = ""
     provenance: bool = False
 
     @classmethod

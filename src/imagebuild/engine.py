@@ -16,7 +16,7 @@ from typing import Any
 
 from python_on_whales import DockerClient, DockerException
 
-from imagebuild.config import redact_url
+from imagebuild.config import Settings, redact_url
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan import BuildPlan
 from imagebuild.progress import (
@@ -32,8 +32,13 @@ from imagebuild.report import BuildReport, failure_summary, step_records
 Printer = Callable[[str], None]
 
 
-def client(binary: str = "docker") -> DockerClient:
-    return DockerClient(client_call=[binary])
+def client(binary: str = "docker", host: str = "") -> DockerClient:
+    return DockerClient(client_call=[binary], host=host or None)
+
+
+def client_for(settings: Settings) -> DockerClient:
+    """The engine the settings name: the default one, or a sandbox engine's socket."""
+    return client(settings.docker_client, settings.docker_host)
 
 
 def _first_line(error: DockerException) -> str:

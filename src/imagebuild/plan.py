@@ -80,6 +80,7 @@ class BuildPlan:
     metadata_path: Path
     local_cache: tuple[Path, Path] | None = None
     notes: tuple[str, ...] = field(default=())
+    network: str = ""
 
     def buildx_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for python-on-whales' `docker.buildx.build`."""
@@ -103,6 +104,8 @@ class BuildPlan:
             kwargs["cache_to"] = dict(self.cache_to)
         if self.platforms:
             kwargs["platforms"] = list(self.platforms)
+        if self.network:
+            kwargs["network"] = self.network
         if self.push and self.load:
             # One exporter that both stores the image in the engine and pushes it.
             kwargs["output"] = {"type": "image", "push": "true"}
@@ -133,6 +136,8 @@ class BuildPlan:
             parts.append("--no-cache")
         if self.platforms:
             parts += ["--platform", ",".join(self.platforms)]
+        if self.network:
+            parts += ["--network", self.network]
         if self.push:
             parts.append("--push")
         if self.load:
@@ -349,6 +354,7 @@ def make_plan(
         metadata_path=log_dir / f"{base_name}.metadata.json",
         local_cache=local_cache,
         notes=host.ignored,
+        network=settings.build_network,
     )
 
 

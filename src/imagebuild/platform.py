@@ -146,7 +146,7 @@ def pinned_siblings(apt_output: str) -> list[str]:
 # --- processes ------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -160,14 +160,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def _start_background(command: Sequence[str], log: Path, pidfile: Path) -> subprocess.Popen[bytes]:
+def start_background(command: Sequence[str], log: Path, pidfile: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         process = subprocess.Popen(
@@ -188,7 +188,7 @@ def _last_lines(path: Path, count: int = 3) -> str:
     return ""
 
 
-def _wait_until(
+def wait_until(
     check: Callable[[], bool],
     process: subprocess.Popen[bytes] | None,
     timeout: float,
@@ -207,17 +207,17 @@ def _wait_until(
     raise ImageBuildError(f"{what} did not answer within {timeout:.0f}s", log)
 
 
-def _stop_pid(pidfile: Path, what: str, printer: Printer, timeout: float = 30.0) -> None:
-    pid = _read_pid(pidfile)
-    if pid is None or not _pid_alive(pid):
+def stop_pid(pidfile: Path, what: str, printer: Printer, timeout: float = 30.0) -> None:
+    pid = read_pid(pidfile)
+    if pid is None or not pid_alive(pid):
         printer(f"{what}: not running (no live pid in {pidfile})")
         pidfile.unlink(missing_ok=True)
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
         printer(f"{what}: did not stop within {timeout:.0f}s, killed (pid {pid})")
     else:
@@ -348,7 +348,7 @@ def write_daemon_config(printer: Printer) -> None:
 
 
 def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> None:
-    docker = engine.client(settings.docker_client)
+    docker = engine.client_for(settings)
     if engine.engine_answers(docker):
         facts = engine.engine_facts(docker)
         if not facts.containerd_store:
@@ -366,18 +366,18 @@ def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> No
             "no Docker daemon answers; start it (e.g. `sudo inv up` or your service manager)"
         )
     write_daemon_config(printer)
-    stale = _read_pid(Path("/var/run/docker.pid"))
-    if stale is not None and not _pid_alive(stale):
+    stale = read_pid(Path("/var/run/docker.pid"))
+    if stale is not None and not pid_alive(stale):
         # Left by an engine that was killed; dockerd refuses to start while it exists.
         Path("/var/run/docker.pid").unlink(missing_ok=True)
-    pid = _read_pid(paths.dockerd_pid)
-    if pid is not None and _pid_alive(pid):
+    pid = read_pid(paths.dockerd_pid)
+    if pid is not None and pid_alive(pid):
         printer(f"engine: dockerd (pid {pid}) is starting, waiting for it ...")
         process = None
     else:
         printer(f"engine: starting dockerd (log: {paths.dockerd_log}) ...")
-        process = _start_background(["dockerd"], paths.dockerd_log, paths.dockerd_pid)
-    _wait_until(lambda: engine.engine_answers(docker), process, 90, "dockerd", paths.dockerd_log)
+        process = start_background(["dockerd"], paths.dockerd_log, paths.dockerd_pid)
+    wait_until(lambda: engine.engine_answers(docker), process, 90, "dockerd", paths.dockerd_log)
     facts = engine.engine_facts(docker)
     printer(f"engine: up (Docker {facts.server_version}, buildx {facts.buildx_version})")
 
@@ -403,12 +403,12 @@ def ensure_registry(settings: Settings, paths: StatePaths, printer: Printer) -> 
     printer(
         f"registry: starting docker-registry on {settings.registry} (log: {paths.registry_log})"
     )
-    process = _start_background(
+    process = start_background(
         ["docker-registry", "serve", str(paths.registry_config)],
         paths.registry_log,
         paths.registry_pid,
     )
-    _wait_until(registry.answers, process, 30, "docker-registry", paths.registry_log)
+    wait_until(registry.answers, process, 30, "docker-registry", paths.registry_log)
     printer(f"registry: up at {settings.registry} (data: {paths.registry_data})")
 
 
@@ -427,7 +427,7 @@ def up(settings: Settings, printer: Printer) -> None:
 
 def platform_is_up(settings: Settings) -> bool:
     """Cheap check used before a build: engine and registry answer."""
-    docker = engine.client(settings.docker_client)
+    docker = engine.client_for(settings)
     if not engine.engine_answers(docker):
         return False
     return not settings.registry_is_local or RegistryClient(settings.registry).answers()
@@ -436,5 +436,5 @@ def platform_is_up(settings: Settings) -> bool:
 def down(settings: Settings, printer: Printer) -> None:
     """Stop what `inv up` started, by pid; data (images, cache, registry blobs) is kept."""
     paths = StatePaths(settings.state_dir)
-    _stop_pid(paths.registry_pid, "registry", printer)
-    _stop_pid(paths.dockerd_pid, "engine", printer)
+    stop_pid(paths.registry_pid, "registry", printer)
+    stop_pid(paths.dockerd_pid, "engine", printer)

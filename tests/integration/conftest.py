@@ -6,12 +6,13 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
 
+from imagebuild import sandbox as sandbox_module
 from imagebuild.build import build
 from imagebuild.config import Settings
 from imagebuild.plan import BuildRequest
@@ -84,3 +85,21 @@ def build_in(settings: Settings, docker_client: DockerClient) -> Iterator[BuildR
 
 def steps(report: BuildReport, stage: str) -> list[tuple[str, bool]]:
     return [(step.name, step.cached) for step in report.steps if step.stage == stage]
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A second engine, wiped at the start: tests that prune caches never touch yours."""
+
+    settings: Settings
+    docker: DockerClient
+
+
+@pytest.fixture(scope="session")
+def sandbox(settings: Settings, docker_client: DockerClient) -> Iterator[Sandbox]:
+    box = sandbox_module.sandbox(settings, "tests")
+    sandbox_module.start(box, print, fresh=True)
+    try:
+        yield Sandbox(box.settings(settings), DockerClient(host=box.host))
+    finally:
+        sandbox_module.stop(box, print)

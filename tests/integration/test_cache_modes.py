@@ -1,5 +1,8 @@
 """Each cache mode is real: build, throw away the builder's cache and the image, rebuild from
-that cache alone, and the heavy steps (torch, dependencies) come from it."""
+that cache alone, and the heavy steps (torch, dependencies) come from it.
+
+All of it runs on a sandbox engine (a second dockerd, wiped first), so pruning here never
+makes your own next build cold."""
 
 from __future__ import annotations
 
@@ -9,14 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from python_on_whales import DockerClient
 
 from imagebuild.build import build
 from imagebuild.config import Settings
 from imagebuild.plan import BuildRequest
 from imagebuild.report import BuildReport
 
-from .conftest import TEST_IMAGE
+from .conftest import TEST_IMAGE, Sandbox
 
 pytestmark = pytest.mark.docker
 HEAVY = ("[torch 2/2] RUN", "[dependencies 2/2] RUN")
@@ -31,9 +33,9 @@ def heavy_steps_cached(report: BuildReport) -> dict[str, bool]:
 
 
 @pytest.fixture
-def scratch_settings(settings: Settings, scratch_repo: Path, tmp_path: Path) -> Settings:
+def scratch_settings(sandbox: Sandbox, scratch_repo: Path, tmp_path: Path) -> Settings:
     return replace(
-        settings,
+        sandbox.settings,
         root=scratch_repo,
         dockerfile=scratch_repo / "docker/tts/Dockerfile",
         log_dir=scratch_repo / "build-logs",
@@ -43,7 +45,8 @@ def scratch_settings(settings: Settings, scratch_repo: Path, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def forget(docker_client: DockerClient) -> Iterator[callable]:  # type: ignore[valid-type]
+def forget(sandbox: Sandbox) -> Iterator[callable]:  # type: ignore[valid-type]
+    docker_client = sandbox.docker
     made: list[str] = []
 
     def forget_everything(*tags: str) -> None:

@@ -15,6 +15,8 @@ from imagebuild.context import ContextManifest
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan import BuildRequest
 
+from .conftest import Sandbox
+
 pytestmark = pytest.mark.docker
 
 
@@ -64,13 +66,11 @@ def test_cache_check_passes_and_explains_a_change(settings: Settings, scratch_re
     assert all(v.cached for v in verdicts)
 
 
-def test_cache_check_fails_when_the_builder_forgot(
-    settings: Settings, scratch_repo: Path, docker_client: DockerClient
-) -> None:
-    local = scratch(settings, scratch_repo)
+def test_cache_check_fails_when_the_builder_forgot(sandbox: Sandbox, scratch_repo: Path) -> None:
+    local = scratch(sandbox.settings, scratch_repo)
     request = BuildRequest(target="base", tags=(f"audiobook-tts-it:{uuid.uuid4().hex[:8]}",))
     cache_check(local, request, lambda _: None, start_platform=False)
-    docker_client.buildx.prune(all=True)
+    sandbox.docker.buildx.prune(all=True)
     lines: list[str] = []
     with pytest.raises(ImageBuildError, match="missed the cache although nothing"):
         cache_check(local, request, lines.append, start_platform=False)
