@@ -55,6 +55,8 @@ def down(c: Context) -> None:
         "verbose": "show every step and its output (same as --progress plain)",
         "torch_variant": "cpu or cuda (default from invoke.yaml)",
         "no_up": "fail instead of running `inv up` when the platform is not up",
+        "reproducible": "same commit, same digest: SOURCE_DATE_EPOCH from the last commit and "
+        "layer timestamps clamped to it (slower export)",
     },
 )
 @clear_errors
@@ -75,6 +77,7 @@ def build(
     verbose: bool = False,
     torch_variant: str = "",
     no_up: bool = False,
+    reproducible: bool = False,
 ) -> None:
     """Build the service image with buildx; prints what was cached and appends to build-logs/."""
     request = BuildRequest(
@@ -91,6 +94,7 @@ def build(
         progress=progress,
         verbose=verbose,
         torch_variant=torch_variant or None,
+        reproducible=reproducible,
     )
     build_module.build(settings_from(c.config), request, say, start_platform=not no_up)
 

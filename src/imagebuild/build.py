@@ -58,6 +58,7 @@ def plan_build(settings: Settings, request: BuildRequest) -> BuildPlan:
         stages,
         now=utc_now(),
         wheelhouse=prepare_wheelhouse(settings, host),
+        source_date_epoch=source_date_epoch(settings.root) if request.reproducible else None,
     )
 
 

@@ -185,6 +185,8 @@ def run_build(
             message = _first_line(error)
         report = BuildReport(succeeded=False, error=message, **common)
         raise BuildFailed(report, tail)
+    if plan.oci_archive is not None:
+        _load_and_push_archive(docker, plan, printer)
     digest, image_id, size = _image_facts(docker, plan) if inspect_after else (None, None, None)
     return BuildReport(
         succeeded=True, image_digest=digest, image_id=image_id, image_size=size, **common
@@ -200,6 +202,25 @@ class BuildFailed(ImageBuildError):
         self.tail = tuple(tail)
 
 
+def _load_and_push_archive(docker: DockerClient, plan: BuildPlan, printer: Printer) -> None:
+    """A reproducible build's OCI archive: into the engine, tagged, and pushed if asked."""
+    assert plan.oci_archive is not None
+    metadata = json.loads(plan.metadata_path.read_text(encoding="utf-8"))
+    digest = str(metadata["containerimage.digest"])
+    if plan.load or plan.push:
+        with docker_errors("cannot load the reproducible image", plan.log_path):
+            docker.image.load(plan.oci_archive, quiet=True)
+            for tag in plan.tags:
+                docker.image.tag(digest, tag)
+        for tag in plan.tags if plan.push else ():
+            with docker_errors(f"cannot push {tag}", plan.log_path):
+                docker.image.push(tag, quiet=True)
+            printer(f"pushed {tag}")
+        plan.oci_archive.unlink()
+    else:
+        printer(f"reproducible image archive: {plan.oci_archive}")
+
+
 def _image_facts(
     docker: DockerClient, plan: BuildPlan
 ) -> tuple[str | None, str | None, int | None]:
@@ -211,7 +232,7 @@ def _image_facts(
             digest = metadata.get("containerimage.digest")
             image_id = metadata.get("containerimage.config.digest")
     size: int | None = None
-    if plan.load and plan.tags:
+    if (plan.load or plan.oci_archive is not None) and plan.tags:
         with contextlib.suppress(DockerException):
             image = docker.image.inspect(plan.tags[0])
             size = int(image.size or 0)

@@ -53,6 +53,7 @@ class BuildRequest:
     progress: str = "auto"
     verbose: bool = False
     torch_variant: str | None = None
+    reproducible: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class BuildPlan:
     local_cache: tuple[Path, Path] | None = None
     notes: tuple[str, ...] = field(default=())
     network: str = ""
+    # Reproducible builds go to an OCI archive with every layer's mtimes clamped to
+    # SOURCE_DATE_EPOCH (dockerd's own exporters refuse rewrite-timestamp: they unpack),
+    # and are loaded or pushed from there.
+    oci_archive: Path | None = None
 
     def buildx_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for python-on-whales' `docker.buildx.build`."""
@@ -106,7 +111,13 @@ class BuildPlan:
             kwargs["platforms"] = list(self.platforms)
         if self.network:
             kwargs["network"] = self.network
-        if self.push and self.load:
+        if self.oci_archive is not None:
+            kwargs["output"] = {
+                "type": "oci",
+                "dest": str(self.oci_archive),
+                "rewrite-timestamp": "true",
+            }
+        elif self.push and self.load:
             # One exporter that both stores the image in the engine and pushes it.
             kwargs["output"] = {"type": "image", "push": "true"}
         elif self.push:
@@ -316,7 +327,9 @@ def make_plan(
         build_args["PIP_INDEX_URL"] = host.index_url
     if host.extra_index_urls:
         build_args["PIP_EXTRA_INDEX_URL"] = " ".join(host.extra_index_urls)
-    if source_date_epoch is not None:
+    if request.reproducible:
+        if source_date_epoch is None:
+            raise UsageError("--reproducible needs SOURCE_DATE_EPOCH: build from a git checkout")
         build_args["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
     build_args.update(dict(parse_build_args(request.build_args)))
 
@@ -355,6 +368,7 @@ def make_plan(
         local_cache=local_cache,
         notes=host.ignored,
         network=settings.build_network,
+        oci_archive=log_dir / f"{base_name}.oci.tar" if request.reproducible else None,
     )
 
 
