@@ -43,6 +43,13 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Recompile every lock into a scratch directory; fail with a diff if one is stale."""
+    install_locked(session, DEV_LOCK)
+    session.run("inv", "lock", "--check")
+
+
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
     install_locked(session, DEV_LOCK, SERVICE_LOCK)

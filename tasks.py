@@ -15,6 +15,7 @@ from invoke.tasks import task
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from imagebuild import account as account_module
+from imagebuild import bench as bench_module
 from imagebuild import build as build_module
 from imagebuild import locks as locks_module
 from imagebuild import platform as platform_module
@@ -167,3 +168,26 @@ def cache_check(c: Context, target: str = "", cache: str = "", no_up: bool = Fal
 def context(c: Context, json: bool = False) -> None:
     """List the files and bytes the build context sends (after .dockerignore)."""
     build_module.print_context(settings_from(c.config), json, say)
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        "scenarios": f"comma-separated subset of: {', '.join(bench_module.SCENARIOS)} (default: all)",
+        "n": "runs per scenario and build (the table shows the median, min and max)",
+        "publish": "copy the table and chart into README.md and docs/bench/",
+        "keep_engine": "leave the sandbox engine running afterwards",
+    },
+)
+@clear_errors
+def bench(
+    c: Context, scenarios: str = "", n: int = 1, publish: bool = False, keep_engine: bool = False
+) -> None:
+    """Measure build scenarios for this build and the naive baseline; write table, JSON, chart."""
+    settings = settings_from(c.config)
+    out_dir = bench_module.bench_dir(settings)
+    bench_module.run_bench(
+        settings, bench_module.parse_scenarios(scenarios), n, out_dir, say, keep_engine
+    )
+    if publish:
+        bench_module.publish(out_dir, settings.root, say)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,7 +44,12 @@ def error_response(status: int, message: str, param: str | None = None) -> JSONR
 
 
 def _torch_facts() -> dict[str, str]:
-    return {"variant": os.environ.get("TORCH_VARIANT", "unknown")}
+    """The torch build in the image, read from its metadata (importing torch takes seconds)."""
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        version = "not installed"
+    return {"variant": os.environ.get("TORCH_VARIANT", "unknown"), "version": version}
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

@@ -244,3 +244,32 @@ def print_context(settings: Settings, as_json: bool, printer: Printer) -> None:
         f"{len(manifest.files)} files, {manifest.total_bytes:,d} bytes would be sent "
         f"(.dockerignore is an allow-list)"
     )
+
+
+def copy_tree(root: Path, destination: Path) -> Path:
+    """Tracked and untracked-but-not-ignored files: what a clone plus local edits holds."""
+    listed = (
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        source = root / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination

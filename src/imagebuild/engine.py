@@ -27,7 +27,7 @@ from imagebuild.progress import (
     plain_line,
     utc_now,
 )
-from imagebuild.report import BuildReport, failure_summary, step_records
+from imagebuild.report import BuildReport, downloaded_bytes, failure_summary, step_records
 
 Printer = Callable[[str], None]
 
@@ -178,6 +178,7 @@ def run_build(
         "log_path": str(plan.log_path),
         "warnings": warnings,
         "build_args": tuple((key, redact_url(value)) for key, value in plan.build_args),
+        "downloaded_bytes": downloaded_bytes(tracker.steps()),
     }
     if error is not None:
         message, tail = failure_summary(tracker)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ class BuildReport:
     error: str | None = None
     warnings: tuple[str, ...] = field(default=())
     build_args: tuple[tuple[str, str], ...] = field(default=())
+    # What pip reported downloading (a cache-mount hit downloads nothing).
+    downloaded_bytes: int = 0
 
     @property
     def steps_total(self) -> int:
@@ -113,6 +116,8 @@ class BuildReport:
             for step in slowest:
                 lines.append(f"    {step.seconds:6.1f}s {_shorten(step.name, 90)}")
         lines.append(f"  context sent: {_human_bytes(self.context_bytes)}")
+        if self.downloaded_bytes:
+            lines.append(f"  downloaded by pip: {_human_bytes(self.downloaded_bytes)}")
         if self.image_digest or self.image_size:
             size = _human_bytes(self.image_size) if self.image_size else "unknown size"
             lines.append(
@@ -137,6 +142,20 @@ def _human_bytes(count: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{count} B"
+
+
+_DOWNLOAD = re.compile(r"Downloading \S+ \(([\d.]+) (kB|MB|GB|bytes)\)")
+_UNITS = {"bytes": 1, "kB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
+
+
+def downloaded_bytes(vertices: Sequence[Vertex]) -> int:
+    """Bytes pip said it downloaded, summed over the steps' output."""
+    total = 0.0
+    for vertex in vertices:
+        for line in vertex.logs:
+            for amount, unit in _DOWNLOAD.findall(line):
+                total += float(amount) * _UNITS[unit]
+    return int(total)
 
 
 def step_records(vertices: Sequence[Vertex]) -> tuple[StepRecord, ...]:

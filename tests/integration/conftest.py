@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -13,7 +11,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from imagebuild import sandbox as sandbox_module
-from imagebuild.build import build
+from imagebuild.build import build, copy_tree
 from imagebuild.config import Settings
 from imagebuild.plan import BuildRequest
 from imagebuild.report import BuildReport
@@ -23,32 +21,7 @@ TEST_IMAGE = "audiobook-tts-it"
 
 
 def copy_repository(destination: Path) -> Path:
-    """Tracked and untracked-but-not-ignored files: what a fresh clone plus local edits holds."""
-    listed = (
-        subprocess.run(
-            [
-                "git",
-                "-C",
-                str(ROOT),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
+    return copy_tree(ROOT, destination)
 
 
 @pytest.fixture

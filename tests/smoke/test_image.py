@@ -36,6 +36,17 @@ def test_healthz_answers_with_version_and_torch_variant(service: Service) -> Non
         body = json.loads(response.read())
     assert body["status"] == "ok"
     assert body["torch"]["variant"] == "cpu"
+    assert body["torch"]["version"] == locked_torch_version()
+
+
+def test_installed_packages_are_consistent(docker_client: DockerClient, service: Service) -> None:
+    output = docker_client.container.execute(service.container, ["pip", "check"])
+    assert "No broken requirements found" in output
+
+
+def test_image_label_names_the_torch_variant(docker_client: DockerClient, image: str) -> None:
+    labels = docker_client.image.inspect(image).config.labels or {}
+    assert labels.get("io.audiobook-tts.torch-variant") == "cpu"
 
 
 def test_readyz_lists_the_espeak_engine(service: Service) -> None:

@@ -1,0 +1,24 @@
+"""The lock freshness check against the real package index (pip-compile, no mocks)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from imagebuild.locks import check_locks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_in_file_changed_without_inv_lock_is_stale(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements"
+    shutil.copytree(ROOT / "requirements", requirements)
+    # torch-cuda resolves for minutes on a cold cache; the other groups show the point.
+    for name in ("torch-cuda.in", "torch-cuda.txt", "csm.in", "csm.txt"):
+        (requirements / name).unlink()
+    assert check_locks(requirements, lambda _: None) == []
+    with (requirements / "service.in").open("a") as handle:
+        handle.write("six\n")
+    stale = check_locks(requirements, lambda _: None)
+    assert [item.group for item in stale] == ["service"]
+    assert "+six==" in stale[0].diff
