@@ -229,6 +229,7 @@ def _lock_block(lock_text: str, package: str) -> str:
 class Bench:
     settings: Settings
     workspace: Path
+    logs: Path
     printer: Printer
     runs: int
     base_image: str
@@ -239,7 +240,8 @@ class Bench:
             self.settings,
             root=self.workspace,
             dockerfile=self.workspace / variant.dockerfile,
-            log_dir=self.workspace / "build-logs",
+            # Outside the workspace: the baseline sends its whole directory as context.
+            log_dir=self.logs,
             image=variant.image,
             target=variant.target,
             base_image=self.base_image,
@@ -325,8 +327,7 @@ class Bench:
         docker = engine.client_for(self.settings)
         sizes: dict[str, int] = {}
         for variant in VARIANTS:
-            config = engine.image_config(docker, f"{variant.image}:bench")
-            sizes[variant.name] = int(config.get("Size") or 0)
+            sizes[variant.name] = engine.image_size(docker, f"{variant.image}:bench")
         return sizes
 
 
@@ -374,7 +375,7 @@ def run_bench(
     started = utc_now()
     workspace = out_dir / "workspace"
     copy_tree(settings.root, workspace)
-    bench = Bench(bench_settings, workspace, printer, runs, settings.base_image)
+    bench = Bench(bench_settings, workspace, out_dir / "logs", printer, runs, settings.base_image)
     try:
         if scenarios and scenarios[0] != "cold":
             printer("warming the sandbox builder (unmeasured) ...")

@@ -269,11 +269,10 @@ def save_image(docker: DockerClient, reference: str, destination: Path) -> Path:
     return destination
 
 
-def image_config(docker: DockerClient, reference: str) -> dict[str, Any]:
+def image_size(docker: DockerClient, reference: str) -> int:
+    """The image's size as the engine reports it (compressed content, containerd store)."""
     with docker_errors(f"cannot inspect {reference}"):
-        image = docker.image.inspect(reference)
-    data = image.model_dump(mode="json", by_alias=True) if hasattr(image, "model_dump") else {}
-    return dict(data)
+        return int(docker.image.inspect(reference).size or 0)
 
 
 def login(docker: DockerClient, server: str, username: str, password: str) -> None:
