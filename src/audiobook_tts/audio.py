@@ -1,34 +1,126 @@
-"""Encoding samples into the formats the API offers."""
+"""Encoding samples into the formats the API offers, and the measurements audiobooks need."""
 
 from __future__ import annotations
 
 import io
-import wave
+import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import soundfile
+from scipy.signal import resample_poly
 
 from audiobook_tts.engines.base import Samples
 
+FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
 CONTENT_TYPES = {
     "wav": "audio/wav",
-    "pcm": "audio/L16",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "opus": "audio/ogg; codecs=opus",
+    "pcm": "audio/pcm",
 }
+# Opus only runs at 8, 12, 16, 24 or 48 kHz; OpenAI's pcm is 24 kHz.
+OPUS_RATE = 48000
+PCM_RATE = 24000
 
 
-def to_int16(samples: Samples) -> bytes:
-    clipped = np.clip(samples, -1.0, 1.0)
-    return (clipped * 32767.0).astype("<i2").tobytes()
+def resample(samples: Samples, rate: int, target: int) -> Samples:
+    if rate == target:
+        return samples
+    divisor = math.gcd(rate, target)
+    result = resample_poly(samples, target // divisor, rate // divisor)
+    return np.asarray(result, dtype=np.float32)
+
+
+def output_rate(response_format: str, rate: int) -> int:
+    if response_format == "opus":
+        return OPUS_RATE
+    if response_format == "pcm":
+        return PCM_RATE
+    return rate
 
 
 def encode(samples: Samples, sample_rate: int, response_format: str) -> bytes:
-    if response_format == "wav":
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as handle:
-            handle.setnchannels(1)
-            handle.setsampwidth(2)
-            handle.setframerate(sample_rate)
-            handle.writeframes(to_int16(samples))
-        return buffer.getvalue()
+    """Mono float samples in [-1, 1] to one file of the format, at its output rate."""
+    if response_format not in FORMATS:
+        raise ValueError(f"unsupported format {response_format!r}")
+    rate = output_rate(response_format, sample_rate)
+    data = np.clip(resample(samples, sample_rate, rate), -1.0, 1.0)
     if response_format == "pcm":
-        return to_int16(samples)
-    raise ValueError(f"unsupported format {response_format!r}")
+        return (data * 32767.0).astype("<i2").tobytes()
+    buffer = io.BytesIO()
+    options: dict[str, Any] = {}
+    if response_format == "wav":
+        options = {"format": "WAV", "subtype": "PCM_16"}
+    elif response_format == "flac":
+        options = {"format": "FLAC", "subtype": "PCM_16"}
+    elif response_format == "opus":
+        options = {"format": "OGG", "subtype": "OPUS"}
+    elif response_format == "mp3":
+        # Constant bitrate at the encoder's highest setting (320 kbps at 44.1 kHz).
+        options = {
+            "format": "MP3",
+            "subtype": "MPEG_LAYER_III",
+            "bitrate_mode": "CONSTANT",
+            "compression_level": 0.0,
+        }
+    soundfile.write(buffer, data, rate, **options)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class LevelReport:
+    """The figures ACX checks, measured on the samples that are delivered."""
+
+    duration_seconds: float
+    sample_rate: int
+    rms_db: float
+    peak_dbfs: float
+    noise_floor_db: float
+
+    def meets_acx(self) -> bool:
+        return (
+            -23.0 <= self.rms_db <= -18.0
+            and self.peak_dbfs <= -3.0
+            and (self.noise_floor_db <= -60.0)
+        )
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        return {
+            "duration_seconds": round(self.duration_seconds, 3),
+            "sample_rate": self.sample_rate,
+            "rms_db": round(self.rms_db, 2),
+            "peak_dbfs": round(self.peak_dbfs, 2),
+            "noise_floor_db": round(self.noise_floor_db, 2),
+            "meets_acx": self.meets_acx(),
+        }
+
+
+def db(value: float) -> float:
+    return 20.0 * math.log10(max(value, 1e-10))
+
+
+def rms(samples: Samples) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+
+
+def noise_floor(samples: Samples, rate: int, window_seconds: float = 0.5) -> float:
+    """RMS of the quietest half second, as ACX's checker reads the noise floor."""
+    window = max(1, int(rate * window_seconds))
+    if samples.size < window:
+        return rms(samples)
+    squares = np.square(samples, dtype=np.float64)
+    sums = np.convolve(squares, np.ones(window), mode="valid")[:: max(1, window // 4)]
+    return float(np.sqrt(max(0.0, float(sums.min())) / window))
+
+
+def measure(samples: Samples, rate: int) -> LevelReport:
+    return LevelReport(
+        duration_seconds=samples.size / rate,
+        sample_rate=rate,
+        rms_db=db(rms(samples)),
+        peak_dbfs=db(float(np.max(np.abs(samples))) if samples.size else 0.0),
+        noise_floor_db=db(noise_floor(samples, rate)),
+    )

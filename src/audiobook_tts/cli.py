@@ -1,4 +1,4 @@
-"""The service's command line: serve, healthcheck."""
+"""The service's command line: serve, healthcheck, chapter."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 from audiobook_tts.config import ServiceSettings
 
@@ -42,6 +43,57 @@ def _healthcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chapter(args: argparse.Namespace) -> int:
+    from audiobook_tts.audio import FORMATS, encode
+    from audiobook_tts.chapter import render_chapter
+    from audiobook_tts.engines import EngineError, load_engine
+
+    source = Path(args.text)
+    output = Path(args.output)
+    if not 0.25 <= args.speed <= 4.0:
+        print("error: --speed must be between 0.25 and 4.0", file=sys.stderr)
+        return 2
+    response_format = args.format or output.suffix.lstrip(".").lower()
+    if response_format not in ("mp3", "wav", "flac"):
+        print(
+            f"error: output format {response_format!r}: use .mp3, .wav or .flac "
+            f"(or --format); the API also offers {', '.join(FORMATS)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"error: cannot read {source}: {error}", file=sys.stderr)
+        return 2
+    try:
+        engine = load_engine(args.engine)
+        voices = {voice.id for voice in engine.voices()}
+        if args.voice not in voices:
+            print(
+                f"error: unknown voice {args.voice!r}; valid: {', '.join(sorted(voices))}",
+                file=sys.stderr,
+            )
+            return 2
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % 20 == 0:
+                print(f"  {done}/{total} sentences", file=sys.stderr, flush=True)
+
+        samples, rate, levels = render_chapter(engine, text, args.voice, args.speed, progress)
+    except (EngineError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".part")
+    temporary.write_bytes(encode(samples, rate, response_format))
+    temporary.replace(output)  # never a half-written chapter under the real name
+    report = {**levels.as_dict(), "format": response_format, "source": str(source)}
+    output.with_name(output.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+    return 0 if levels.meets_acx() else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audiobook-tts", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--port", type=int, help="port of the API (default: AUDIOBOOK_TTS_PORT)")
     health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait")
     health.set_defaults(handler=_healthcheck)
+    chapter = commands.add_parser(
+        "chapter", help="a chapter's text file to one mastered audiobook file (ACX levels)"
+    )
+    chapter.add_argument("text", help="UTF-8 text; blank lines separate paragraphs")
+    chapter.add_argument(
+        "-o", "--output", required=True, help="audio file to write (.mp3, .wav, .flac)"
+    )
+    chapter.add_argument(
+        "--format", choices=("mp3", "wav", "flac"), help="default: from -o's suffix"
+    )
+    chapter.add_argument("--voice", default="alloy", help="voice id (GET /v1/voices lists them)")
+    chapter.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0")
+    chapter.add_argument("--engine", default="espeak", help="speech engine")
+    chapter.set_defaults(handler=_chapter)
     return parser
 
 

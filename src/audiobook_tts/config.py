@@ -15,6 +15,9 @@ class ServiceSettings:
     default_voice: str = "alloy"
     max_input_chars: int = 4096
     max_concurrency: int = 2
+    # Requests waiting for a synthesis slot; beyond running + waiting, 429 at once.
+    max_queue: int = 8
+    max_body_bytes: int = 1_048_576
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -31,4 +34,6 @@ class ServiceSettings:
             default_voice=env.get("AUDIOBOOK_TTS_DEFAULT_VOICE", defaults.default_voice),
             max_input_chars=int(env.get("AUDIOBOOK_TTS_MAX_INPUT", defaults.max_input_chars)),
             max_concurrency=int(env.get("AUDIOBOOK_TTS_MAX_CONCURRENCY", defaults.max_concurrency)),
+            max_queue=int(env.get("AUDIOBOOK_TTS_MAX_QUEUE", defaults.max_queue)),
+            max_body_bytes=int(env.get("AUDIOBOOK_TTS_MAX_BODY_BYTES", defaults.max_body_bytes)),
         )
