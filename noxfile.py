@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "smoke"]
+nox.options.sessions = ["lint", "tests", "smoke", "tts"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -68,3 +68,11 @@ def smoke(session: nox.Session) -> None:
     session.run(
         "pytest", "--junitxml=build-logs/junit-smoke.xml", *pytest_args(session, "tests/smoke")
     )
+
+
+@nox.session(python=PYTHON)
+def tts(session: nox.Session) -> None:
+    """Speech through the running image: formats, pacing, ACX levels, bad input, speed."""
+    install_locked(session, DEV_LOCK, SERVICE_LOCK)
+    session.run("inv", "build", "--progress", "tty")
+    session.run("pytest", "--junitxml=build-logs/junit-tts.xml", *pytest_args(session, "tests/tts"))

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
 from audiobook_tts.audio import CONTENT_TYPES, encode, output_rate
-from audiobook_tts.chapter import render_chapter
+from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
 
@@ -275,7 +275,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 )
             except EngineError as error:
                 return error_response(500, f"synthesis failed: {error}")
-            except ValueError as error:
+            except ChapterError as error:
                 return error_response(400, f"input: {error}", "input")
             report = {**levels.as_dict(), "format": request.response_format}
             return Response(

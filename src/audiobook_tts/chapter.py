@@ -30,6 +30,10 @@ ROOM_TONE_DB = -75.0
 MAX_CHUNK_CHARS = 600
 
 
+class ChapterError(ValueError):
+    """The text cannot make a chapter (a client error, unlike a failing engine)."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     text: str
@@ -66,10 +70,10 @@ def trim(samples: Samples, threshold: float = 10 ** (-50 / 20)) -> Samples:
     return samples[loud[0] : loud[-1] + 1]
 
 
-def room_tone(seconds: float, rate: int, rng: np.random.Generator) -> Samples:
-    """Very quiet noise instead of digital silence (which ACX reviewers flag)."""
+def room_tone(count: int, rng: np.random.Generator) -> Samples:
+    """`count` samples of very quiet noise instead of digital silence (which ACX flags)."""
     level = 10 ** (ROOM_TONE_DB / 20)
-    return (rng.standard_normal(int(seconds * rate)) * level).astype(np.float32)
+    return (rng.standard_normal(count) * level).astype(np.float32)
 
 
 def limit(samples: Samples, rate: int, ceiling: float) -> Samples:
@@ -112,7 +116,7 @@ def render_chapter(
     """Synthesise, join, master; returns 44.1 kHz samples and their measured levels."""
     pieces = list(chunks(text))
     if not pieces:
-        raise ValueError("the chapter has no sentence to speak")
+        raise ChapterError("the chapter has no sentence to speak")
     rng = np.random.default_rng(seed)
     parts: list[Samples] = []
     for number, piece in enumerate(pieces, start=1):
@@ -124,8 +128,8 @@ def render_chapter(
             progress(number, len(pieces))
     speech = master(np.concatenate(parts), MASTER_RATE)
     # Room tone under the pauses too: a pause of digital zero would be the noise floor.
-    speech = speech + room_tone(speech.size / MASTER_RATE, MASTER_RATE, rng)[: speech.size]
-    head = room_tone(HEAD_SECONDS, MASTER_RATE, rng)
-    tail = room_tone(TAIL_SECONDS, MASTER_RATE, rng)
+    speech = speech + room_tone(speech.size, rng)
+    head = room_tone(int(HEAD_SECONDS * MASTER_RATE), rng)
+    tail = room_tone(int(TAIL_SECONDS * MASTER_RATE), rng)
     full = np.concatenate([head, speech, tail]).astype(np.float32)
     return full, MASTER_RATE, measure(full, MASTER_RATE)

@@ -45,7 +45,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 def _chapter(args: argparse.Namespace) -> int:
     from audiobook_tts.audio import FORMATS, encode
-    from audiobook_tts.chapter import render_chapter
+    from audiobook_tts.chapter import ChapterError, render_chapter
     from audiobook_tts.engines import EngineError, load_engine
 
     source = Path(args.text)
@@ -81,7 +81,7 @@ def _chapter(args: argparse.Namespace) -> int:
                 print(f"  {done}/{total} sentences", file=sys.stderr, flush=True)
 
         samples, rate, levels = render_chapter(engine, text, args.voice, args.speed, progress)
-    except (EngineError, ValueError) as error:
+    except (EngineError, ChapterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     output.parent.mkdir(parents=True, exist_ok=True)

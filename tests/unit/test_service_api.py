@@ -110,3 +110,43 @@ def test_espeak_voice_table_and_streamed_wav_parse() -> None:
     rate, samples = decode_wav_stream(header + np.array([0, 16384], dtype="<i2").tobytes())
     assert rate == 22050
     assert samples.tolist() == [0.0, 0.5]
+
+
+def test_espeak_rate_options_cover_the_whole_speed_range() -> None:
+    from audiobook_tts.engines.espeak import rate_options
+
+    assert rate_options(1.0) == ["-s", "175"]
+    assert rate_options(2.0) == ["-s", "350"]
+    assert rate_options(4.0) == ["-s", "700"]
+    slow = rate_options(0.25)
+    assert slow[:2] == ["-s", "80"] and slow[2] == "-g" and 55 <= int(slow[3]) <= 70
+
+
+def test_noise_floor_is_the_quietest_half_second_and_mastering_meets_acx() -> None:
+    from audiobook_tts.audio import measure, noise_floor
+    from audiobook_tts.chapter import master
+
+    rate = 8000
+    quiet = np.full(rate, 0.001, dtype=np.float32)
+    loud = np.full(rate, 0.5, dtype=np.float32)
+    assert abs(noise_floor(np.concatenate([loud, quiet, loud]), rate) - 0.001) < 1e-6
+    rng = np.random.default_rng(1)
+    speech = (rng.standard_normal(rate * 5) * 0.05).astype(np.float32)
+    speech[1000] = 0.99  # one spike far above the rest
+    levels = measure(master(speech, rate), rate)
+    assert -23 <= levels.rms_db <= -18 and levels.peak_dbfs <= -3.0
+
+
+def test_chapters_split_into_sentences_with_paragraph_pauses() -> None:
+    from audiobook_tts.chapter import PARAGRAPH_PAUSE, SENTENCE_PAUSE, chunks
+
+    text = "Dr. Smith arrived at 5 p.m. He sat down.\n\nA new paragraph starts here. It ends."
+    pieces = list(chunks(text))
+    assert [p.text for p in pieces] == [
+        "Dr. Smith arrived at 5 p.m.",
+        "He sat down.",
+        "A new paragraph starts here.",
+        "It ends.",
+    ]
+    assert [p.pause_after for p in pieces] == [SENTENCE_PAUSE, PARAGRAPH_PAUSE, SENTENCE_PAUSE, 0.0]
+    assert list(chunks("  \n\n  ")) == []
