@@ -51,11 +51,12 @@ class Variant:
     name: str
     dockerfile: str
     target: str
-    image: str
+    # Appended to the configured image name: the bench's tags and registry cache refs.
+    suffix: str
 
 
-OURS = Variant("ours", "docker/tts/Dockerfile", "runtime", "audiobook-tts-bench")
-BASELINE = Variant("baseline", "docker/baseline/Dockerfile", "naive", "audiobook-tts-baseline")
+OURS = Variant("ours", "docker/tts/Dockerfile", "runtime", "bench")
+BASELINE = Variant("baseline", "docker/baseline/Dockerfile", "naive", "baseline")
 VARIANTS = (OURS, BASELINE)
 
 
@@ -242,14 +243,17 @@ class Bench:
             dockerfile=self.workspace / variant.dockerfile,
             # Outside the workspace: the baseline sends its whole directory as context.
             log_dir=self.logs,
-            image=variant.image,
+            image=self.image(variant),
             target=variant.target,
             base_image=self.base_image,
         )
 
+    def image(self, variant: Variant) -> str:
+        return f"{self.settings.image}-{variant.suffix}"
+
     def build(self, variant: Variant, cache_mode: str = "inline") -> BuildReport:
         request = BuildRequest(
-            tags=(f"{variant.image}:bench",), cache_mode=cache_mode, progress="quiet"
+            tags=(f"{self.image(variant)}:bench",), cache_mode=cache_mode, progress="quiet"
         )
         return build(self.variant_settings(variant), request, lambda _: None, start_platform=False)
 
@@ -262,6 +266,7 @@ class Bench:
             report.steps_total,
             report.downloaded_bytes,
             report.log_path,
+            tuple(report.rebuilt_step_names()),
         )
         self.results.setdefault((scenario, variant.name), []).append(run)
         self.printer(
@@ -273,7 +278,7 @@ class Bench:
         """A fresh runner: the builder's cache (and the bench images) thrown away."""
         docker = engine.client_for(self.settings)
         for item in VARIANTS if variant is None else (variant,):
-            engine.remove_images(docker, [f"{item.image}:bench"])
+            engine.remove_images(docker, [f"{self.image(item)}:bench"])
         engine.prune_builder(docker)
 
     def new_base(self, token: str) -> str:
@@ -327,7 +332,7 @@ class Bench:
         docker = engine.client_for(self.settings)
         sizes: dict[str, int] = {}
         for variant in VARIANTS:
-            sizes[variant.name] = engine.image_size(docker, f"{variant.image}:bench")
+            sizes[variant.name] = engine.image_size(docker, f"{self.image(variant)}:bench")
         return sizes
 
 
