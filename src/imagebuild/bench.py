@@ -143,8 +143,8 @@ class BenchResult:
             f"median of {self.runs_per_scenario} run(s) (min-max), steps cached of total.",
             "",
             "| scenario | seed's guess | ours | baseline | baseline ÷ ours | ours cached | "
-            "baseline cached |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "baseline cached | pip downloaded (ours / baseline) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for scenario in SCENARIOS:
             ours, base = self.result(scenario, "ours"), self.result(scenario, "baseline")
@@ -154,7 +154,7 @@ class BenchResult:
             lines.append(
                 f"| {scenario} | {SEED_GUESSES[scenario]} | {_cell(ours)} | {_cell(base)} | "
                 f"{f'{ratio:.1f}x' if ratio else '-'} | {ours.cached if ours else '-'} | "
-                f"{base.cached if base else '-'} |"
+                f"{base.cached if base else '-'} | {_downloaded(ours)} / {_downloaded(base)} |"
             )
         if self.image_sizes:
             lines += ["", "| image | compressed size |", "| --- | --- |"]
@@ -167,6 +167,12 @@ class BenchResult:
         data: dict[str, Any] = asdict(self)
         data["verdicts"] = self.verdicts()
         return json.dumps(data, indent=2, sort_keys=True)
+
+
+def _downloaded(result: ScenarioResult | None) -> str:
+    if result is None:
+        return "-"
+    return f"{result.runs[-1].downloaded_bytes / 1e6:.0f} MB"
 
 
 def _cell(result: ScenarioResult | None) -> str:

@@ -286,3 +286,23 @@ def test_docker_stop_drains_the_request_in_flight_and_exits_cleanly(
         assert stop_seconds < 10, stop_seconds
     finally:
         container.remove(force=True)
+
+
+def test_chapter_command_line_in_the_image(
+    docker_client: DockerClient, image: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "ch01.txt").write_text(TEXTS["long"][0] + "\n\n" + TEXTS["numeric"][0] + "\n")
+    book.chmod(0o777)
+    output = docker_client.run(
+        image,
+        ["chapter", "/book/ch01.txt", "-o", "/book/out/ch01.mp3"],
+        volumes=[(str(book), "/book")],
+        remove=True,
+    )
+    report = json.loads(str(output).strip().splitlines()[-1])
+    assert report["meets_acx"] is True and report["sample_rate"] == 44100
+    audio = decode((book / "out" / "ch01.mp3").read_bytes(), "mp3")
+    assert -23 <= rms_db(audio.samples) <= -18
+    assert json.loads((book / "out" / "ch01.mp3.json").read_text())["format"] == "mp3"
