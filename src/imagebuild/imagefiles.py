@@ -74,28 +74,10 @@ class SavedImage:
         """Every `created_by` line, untruncated: what `docker history --no-trunc` shows."""
         return [str(entry.get("created_by", "")) for entry in self.config().get("history", [])]
 
-    def files(self, hash_sizes: set[int] | None = None) -> Iterator[LayerFile]:
-        """Every regular file of every layer; hashed when its size is in `hash_sizes`."""
-        _, layers = self._manifest()
-        for number, member_name in enumerate(layers):
-            handle = self._tar.extractfile(member_name)
-            if handle is None:
-                continue
-            with tarfile.open(fileobj=handle, mode="r|*") as layer:
-                for member in layer:
-                    if not member.isfile():
-                        continue
-                    digest = None
-                    if hash_sizes is not None and member.size in hash_sizes:
-                        content = layer.extractfile(member)
-                        digest = _sha256(content) if content is not None else None
-                    yield LayerFile(number, member.name.lstrip("./"), member.size, digest)
-
-    def read_files(
-        self, wanted: set[str], layers: set[int] | None = None
-    ) -> dict[tuple[int, str], bytes]:
-        """The content of files whose base name is in `wanted` (optionally of some layers only)."""
-        found: dict[tuple[int, str], bytes] = {}
+    def _layer_files(
+        self, layers: set[int] | None = None
+    ) -> Iterator[tuple[int, tarfile.TarInfo, tarfile.TarFile]]:
+        """(layer number, member, the open layer) for every regular file, layer by layer."""
         _, members = self._manifest()
         for number, member_name in enumerate(members):
             if layers is not None and number not in layers:
@@ -105,33 +87,40 @@ class SavedImage:
                 continue
             with tarfile.open(fileobj=handle, mode="r|*") as layer:
                 for member in layer:
-                    if member.isfile() and member.name.rsplit("/", 1)[-1] in wanted:
-                        content = layer.extractfile(member)
-                        if content is not None:
-                            found[(number, member.name.lstrip("./"))] = content.read()
+                    if member.isfile():
+                        yield number, member, layer
+
+    def files(self, hash_sizes: set[int] | None = None) -> Iterator[LayerFile]:
+        """Every regular file of every layer; hashed when its size is in `hash_sizes`."""
+        for number, member, layer in self._layer_files():
+            digest = None
+            if hash_sizes is not None and member.size in hash_sizes:
+                content = layer.extractfile(member)
+                digest = _sha256(content) if content is not None else None
+            yield LayerFile(number, member.name.lstrip("./"), member.size, digest)
+
+    def read_files(
+        self, wanted: set[str], layers: set[int] | None = None
+    ) -> dict[tuple[int, str], bytes]:
+        """The content of files whose base name is in `wanted` (optionally of some layers only)."""
+        found: dict[tuple[int, str], bytes] = {}
+        for number, member, layer in self._layer_files(layers):
+            if member.name.rsplit("/", 1)[-1] in wanted:
+                content = layer.extractfile(member)
+                if content is not None:
+                    found[(number, member.name.lstrip("./"))] = content.read()
         return found
 
     def find_bytes(self, needles: list[bytes]) -> Iterator[tuple[LayerFile, bytes]]:
         """Files (of any layer) whose content contains one of `needles`."""
-        _, layers = self._manifest()
-        for number, member_name in enumerate(layers):
-            handle = self._tar.extractfile(member_name)
-            if handle is None:
+        for number, member, layer in self._layer_files():
+            content = layer.extractfile(member) if member.size else None
+            if content is None:
                 continue
-            with tarfile.open(fileobj=handle, mode="r|*") as layer:
-                for member in layer:
-                    if not member.isfile() or member.size == 0:
-                        continue
-                    content = layer.extractfile(member)
-                    if content is None:
-                        continue
-                    data = content.read()
-                    for needle in needles:
-                        if needle in data:
-                            yield (
-                                LayerFile(number, member.name.lstrip("./"), member.size, None),
-                                needle,
-                            )
+            data = content.read()
+            for needle in needles:
+                if needle in data:
+                    yield LayerFile(number, member.name.lstrip("./"), member.size, None), needle
 
 
 def _sha256(handle: IO[bytes]) -> str:
