@@ -309,30 +309,30 @@ class Bench:
     def scenario(self, name: str) -> None:
         self.printer(f"{name}:")
         for number in range(self.runs):
-            for variant in VARIANTS:
-                token = uuid.uuid4().hex[:12]
-                if name == "cold":
-                    self.forget(variant)
+            if name == "cold":
+                # One prune for the pair: a prune is engine-wide, so pruning before each
+                # build would throw away the other's cache too.
+                self.forget()
+                for variant in VARIANTS:
                     self.record(name, variant, self.build(variant, cache_mode="none"))
-                elif name == "no-change":
-                    self.build(variant)  # the state to repeat, unmeasured
-                    self.record(name, variant, self.build(variant))
-                elif name == "app-change":
-                    self.build(variant)
-                    change_app(self.workspace, f"{variant.name}-{number}-{token}")
-                    self.record(name, variant, self.build(variant))
-                elif name == "deps-change":
-                    self.build(variant)
-                    change_deps(self.workspace, f"{variant.name}-{number}-{token}")
-                    self.record(name, variant, self.build(variant))
-                elif name == "base-change":
-                    self.build(variant)
-                    self.base_image = self.new_base(token)
-                    self.record(name, variant, self.build(variant))
-                elif name == "fresh-runner":
+                continue
+            if name == "fresh-runner":
+                for variant in VARIANTS:
                     self.build(variant, cache_mode="registry")  # the CI run before, exporting
-                    self.forget(variant)
+                self.forget()
+                for variant in VARIANTS:
                     self.record(name, variant, self.build(variant, cache_mode="registry"))
+                continue
+            for variant in VARIANTS:
+                token = f"{variant.name}-{number}-{uuid.uuid4().hex[:12]}"
+                self.build(variant)  # the state to change (or repeat), unmeasured
+                if name == "app-change":
+                    change_app(self.workspace, token)
+                elif name == "deps-change":
+                    change_deps(self.workspace, token)
+                elif name == "base-change":
+                    self.base_image = self.new_base(token.rsplit("-", 1)[-1])
+                self.record(name, variant, self.build(variant))
 
     def image_sizes(self) -> dict[str, int]:
         docker = engine.client_for(self.settings)
