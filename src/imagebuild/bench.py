@@ -285,6 +285,9 @@ class Bench:
         docker = engine.client_for(self.settings)
         for item in VARIANTS if variant is None else (variant,):
             engine.remove_images(docker, [f"{self.image(item)}:bench"])
+        # A fresh runner has no base image either; and with the containerd store a prune
+        # can take snapshots a kept image still points at ("parent snapshot ... not found").
+        engine.remove_images(docker, sorted({self.base_image, self.settings.base_image}))
         engine.prune_builder(docker)
 
     def new_base(self, token: str) -> str:
