@@ -164,12 +164,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 index.setdefault(voice.id, engine)
         return index
 
-    def unknown_voice(voice: str, index: dict[str, Engine]) -> JSONResponse:
-        return error_response(
-            400,
-            f"voice: unknown voice {voice!r}; valid voices: {', '.join(sorted(index))}",
-            "voice",
-        )
+    def engine_for(voice: str) -> tuple[Engine | None, JSONResponse | None]:
+        """The engine that has `voice`, or the 400 that lists the valid ones.
+
+        While engines load there is neither; synthesise() answers 503 then.
+        """
+        index = voice_index()
+        engine = index.get(voice)
+        if engine is None and engines:
+            valid = ", ".join(sorted(index))
+            return None, error_response(
+                400, f"voice: unknown voice {voice!r}; valid voices: {valid}", "voice"
+            )
+        return engine, None
 
     async def synthesise(work: Callable[[], Awaitable[Response]]) -> Response:
         if not engines:
@@ -223,10 +230,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return error_response(
                 400, f"input: at most {settings.max_input_chars} characters", "input"
             )
-        index = voice_index()
-        engine = index.get(request.voice)
-        if engine is None and engines:
-            return unknown_voice(request.voice, index)
+        engine, refusal = engine_for(request.voice)
+        if refusal is not None:
+            return refusal
 
         async def work() -> Response:
             assert engine is not None
@@ -254,10 +260,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.post("/v1/audiobook/chapters")
     async def chapter(request: ChapterRequest) -> Response:
-        index = voice_index()
-        engine = index.get(request.voice)
-        if engine is None and engines:
-            return unknown_voice(request.voice, index)
+        engine, refusal = engine_for(request.voice)
+        if refusal is not None:
+            return refusal
 
         async def work() -> Response:
             assert engine is not None

@@ -244,11 +244,6 @@ def _image_facts(
 # --- images, containers and the builder cache -------------------------------------------
 
 
-def image_exists(docker: DockerClient, reference: str) -> bool:
-    with docker_errors(f"cannot look up image {reference}"):
-        return bool(docker.image.exists(reference))
-
-
 def remove_images(docker: DockerClient, references: Sequence[str]) -> None:
     present = [ref for ref in references if docker.image.exists(ref)]
     if present:
@@ -262,13 +257,6 @@ def prune_builder(docker: DockerClient) -> None:
         docker.buildx.prune(all=True)
 
 
-def save_image(docker: DockerClient, reference: str, destination: Path) -> Path:
-    """`docker save` of one image to a tar file, to read its config history and its files."""
-    with docker_errors(f"cannot save image {reference}"):
-        docker.image.save(reference, output=destination)
-    return destination
-
-
 def image_size(docker: DockerClient, reference: str) -> int:
     """The image's size as the engine reports it (compressed content, containerd store)."""
     with docker_errors(f"cannot inspect {reference}"):
@@ -278,57 +266,3 @@ def image_size(docker: DockerClient, reference: str) -> int:
 def login(docker: DockerClient, server: str, username: str, password: str) -> None:
     with docker_errors(f"cannot log in to {server}"):
         docker.login(server=server, username=username, password=password)
-
-
-def push(docker: DockerClient, reference: str) -> None:
-    with docker_errors(f"cannot push {reference}"):
-        docker.image.push(reference, quiet=True)
-
-
-def run_detached(
-    docker: DockerClient,
-    image: str,
-    name: str,
-    ports: dict[int, int] | None = None,
-    env: dict[str, str] | None = None,
-    command: Sequence[str] = (),
-    user: str | None = None,
-) -> str:
-    with docker_errors(f"cannot start a container of {image}"):
-        container = docker.run(
-            image,
-            list(command),
-            detach=True,
-            name=name,
-            publish=[(host, inner) for host, inner in (ports or {}).items()],
-            envs=env or {},
-            user=user,
-        )
-    return str(container.id)
-
-
-def execute(docker: DockerClient, container: str, command: Sequence[str]) -> str:
-    with docker_errors(f"command {' '.join(command)} failed in container {container[:12]}"):
-        return str(docker.container.execute(container, list(command)))
-
-
-def container_logs(docker: DockerClient, container: str) -> str:
-    with contextlib.suppress(DockerException):
-        return str(docker.container.logs(container))
-    return ""
-
-
-def container_state(docker: DockerClient, container: str) -> dict[str, Any]:
-    with docker_errors(f"cannot inspect container {container[:12]}"):
-        state = docker.container.inspect(container).state
-    return state.model_dump(mode="json") if hasattr(state, "model_dump") else {}
-
-
-def stop_container(docker: DockerClient, container: str, timeout: int = 10) -> None:
-    with docker_errors(f"cannot stop container {container[:12]}"):
-        docker.container.stop(container, time=timeout)
-
-
-def remove_container(docker: DockerClient, container: str) -> None:
-    with contextlib.suppress(DockerException):
-        docker.container.remove(container, force=True, volumes=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from pathlib import Path
 
@@ -17,12 +19,19 @@ pytestmark = pytest.mark.docker
 def test_a_copied_ca_bundle_and_a_pip_cache_are_found(
     docker_client: DockerClient, settings: Settings, tmp_path: Path
 ) -> None:
-    host = HostPackageSettings.current()
-    if host.ca_bundle is None:
-        pytest.skip("this host sets no CA bundle to leak")  # nothing to prove the check with
+    # A bundle of the test's own: the check is proven on every host, CA-configured or not.
+    body = base64.b64encode(os.urandom(48 * 20)).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    bundle = tmp_path / "host-ca.pem"
+    bundle.write_text(
+        "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+    )
+    host = HostPackageSettings(ca_bundle=bundle)
     (tmp_path / "Dockerfile").write_text(
         f"FROM {settings.base_image}\n"
-        "RUN --mount=type=secret,id=ca_bundle cp /run/secrets/ca_bundle /etc/leaked.pem\n"
+        # Secrets are not in the cache key: a RUN line of its own keeps a stale copy out.
+        f"RUN --mount=type=secret,id=ca_bundle cp /run/secrets/ca_bundle /etc/leaked.pem"
+        f" # {uuid.uuid4()}\n"
         "RUN mkdir -p /root/.cache/pip/http && echo cached > /root/.cache/pip/http/entry\n"
     )
     tag = f"audiobook-tts-it:leaky-{uuid.uuid4().hex[:8]}"
