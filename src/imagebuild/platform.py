@@ -225,6 +225,35 @@ def stop_pid(pidfile: Path, what: str, printer: Printer, timeout: float = 30.0) 
     pidfile.unlink(missing_ok=True)
 
 
+def mounts_under(mountinfo: str, root: Path) -> list[Path]:
+    """Mount points at or below `root` in /proc/self/mountinfo text, deepest first."""
+    found: set[Path] = set()
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        # mountinfo escapes space, tab, newline and backslash as octal (\040 and so on).
+        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+        if point == root or root in point.parents:
+            found.add(point)
+    return sorted(found, key=lambda path: (-len(path.parts), str(path)))
+
+
+def release_mounts(root: Path, printer: Printer) -> None:
+    """Unmount what a killed dockerd left under `root` (it bind-mounts its data root)."""
+    for point in mounts_under(Path("/proc/self/mountinfo").read_text(), root):
+        # Lazy: a mount still held by a leftover process goes once that process does.
+        result = subprocess.run(
+            ["umount", "--lazy", str(point)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise ImageBuildError(
+                f"cannot unmount {point} (left by an engine that did not stop cleanly): "
+                f"{result.stderr.strip()}"
+            )
+        printer(f"unmounted {point} (left by an engine that did not stop cleanly)")
+
+
 # --- installing -----------------------------------------------------------------------------
 
 

@@ -19,7 +19,14 @@ from pathlib import Path
 from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
-from imagebuild.platform import pid_alive, read_pid, start_background, stop_pid, wait_until
+from imagebuild.platform import (
+    pid_alive,
+    read_pid,
+    release_mounts,
+    start_background,
+    stop_pid,
+    wait_until,
+)
 
 Printer = Callable[[str], None]
 
@@ -87,6 +94,8 @@ def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
     docker = engine.client("docker", box.host)
     if fresh:
         stop(box, printer)
+        release_mounts(box.root, printer)
+        release_mounts(box.exec_root, printer)
         if box.data_root.exists():
             shutil.rmtree(box.data_root)
     elif engine.engine_answers(docker):

@@ -10,6 +10,7 @@ from imagebuild.locks import GROUPS, compile_command, compile_environment
 from imagebuild.platform import (
     apt_candidate_major,
     merge_daemon_config,
+    mounts_under,
     parse_os_release,
     pinned_siblings,
 )
@@ -92,3 +93,22 @@ E: Unable to correct problems, you have held broken packages.
 """
     assert pinned_siblings(log) == ["iptables"]
     assert pinned_siblings("$ apt-get install x\nE: Unable to locate package x\n") == []
+
+
+MOUNTINFO = r"""
+22 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+97 22 254:0 /var/lib/audiobook-tts/engines/tests/data /var/lib/audiobook-tts/engines/tests/data rw - ext4 /dev/vda rw
+98 97 0:50 / /var/lib/audiobook-tts/engines/tests/data/overlay/x/merged rw - overlay overlay rw
+99 22 0:51 / /var/lib/audiobook-tts/engines/tests-other rw - tmpfs tmpfs rw
+100 22 0:52 / /var/lib/audiobook-tts/engines/tests/with\040space rw - tmpfs tmpfs rw
+"""
+
+
+def test_mounts_under_a_root_deepest_first_and_no_prefix_lookalikes() -> None:
+    root = Path("/var/lib/audiobook-tts/engines/tests")
+    assert mounts_under(MOUNTINFO, root) == [
+        root / "data/overlay/x/merged",
+        root / "data",
+        root / "with space",
+    ]
+    assert mounts_under(MOUNTINFO, Path("/srv")) == []
