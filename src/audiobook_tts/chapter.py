@@ -85,7 +85,8 @@ def limit(samples: Samples, rate: int, ceiling: float) -> Samples:
     gain = uniform_filter1d(gain, size=window)
     limited = samples * gain
     # The smoothing can leave a sample a hair above the ceiling: clamp those exactly.
-    return np.clip(limited, -ceiling, ceiling).astype(np.float32)
+    clamped: np.ndarray = np.clip(limited, -ceiling, ceiling)
+    return clamped.astype(np.float32)
 
 
 def master(speech: Samples, rate: int) -> Samples:

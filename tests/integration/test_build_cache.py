@@ -58,3 +58,23 @@ def test_a_file_the_image_does_not_need_changes_no_step(
     (scratch_repo / "build-logs" / "noise.log").write_text("noise\n")
     report = build_in(scratch_repo)
     assert report.all_cached, report.rebuilt_step_names()
+
+
+def test_a_dependency_change_keeps_torch_and_fetches_no_wheel_twice(
+    scratch_repo: Path, build_in: BuildRunner
+) -> None:
+    lock = scratch_repo / "requirements/service.txt"
+    original = lock.read_text()
+    # Two changes never built before: the first fills the wheel cache, the second reuses it.
+    lock.write_text(original + f"# a lock change {uuid.uuid4()}\n")
+    assert build_in(scratch_repo).succeeded
+    lock.write_text(original + f"# a lock change {uuid.uuid4()}\n")
+    report = build_in(scratch_repo)
+    assert report.succeeded
+    for stage in ("base", "torch", "builder"):
+        assert all(cached for _, cached in steps(report, stage)), steps(report, stage)
+    assert not any(cached for _, cached in steps(report, "dependencies"))
+    assert report.downloaded_bytes == 0
+    log = Path(report.log_path).read_text()
+    assert "File was already downloaded /root/.cache/pip/wheelhouse/numpy-" in log
+    assert "Downloading " not in log
