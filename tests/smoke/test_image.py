@@ -71,6 +71,23 @@ def test_torch_imports_at_the_locked_version(docker_client: DockerClient, servic
     assert version == locked_torch_version()
 
 
+def test_torch_computes_without_the_files_the_build_trims(
+    docker_client: DockerClient, service: Service
+) -> None:
+    script = (
+        "import pathlib, torch; t = torch.arange(6.0).reshape(2, 3);"
+        " print((t @ t.T).sum().item());"
+        " root = pathlib.Path(torch.__file__).parent;"
+        " print(sorted(p.name for p in (root / 'bin').iterdir()));"
+        " print([n for n in ('include', 'test', 'share') if (root / n).exists()])"
+    )
+    lines = docker_client.container.execute(service.container, ["python", "-c", script])
+    product, binaries, development = lines.strip().splitlines()
+    assert float(product) == 83.0
+    assert binaries == "['torch_shm_manager']"
+    assert development == "[]"
+
+
 def test_speech_request_returns_a_wav_that_decodes_and_is_not_silent(service: Service) -> None:
     status, content_type, body = post_json(
         f"{service.url}/v1/audio/speech",
