@@ -274,10 +274,11 @@ class Bench:
             report.log_path,
             tuple(report.rebuilt_step_names()),
         )
-        self.results.setdefault((scenario, variant.name), []).append(run)
+        runs = self.results.setdefault((scenario, variant.name), [])
+        runs.append(run)
         self.printer(
-            f"  {scenario:<13} {variant.name:<9} {report.wall_seconds:7.1f} s  "
-            f"{report.steps_cached}/{report.steps_total} cached"
+            f"  {scenario:<13} {variant.name:<9} run {len(runs)}/{self.runs}"
+            f" {report.wall_seconds:7.1f} s  {report.steps_cached}/{report.steps_total} cached"
         )
 
     def forget(self, variant: Variant | None = None) -> None:
