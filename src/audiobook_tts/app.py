@@ -178,15 +178,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             )
         return engine, None
 
-    async def synthesise(work: Callable[[], Awaitable[Response]]) -> Response:
-        if not engines:
+    async def synthesise(voice: str, work: Callable[[Engine], Awaitable[Response]]) -> Response:
+        """Run `work` on the engine that has `voice`: 400, 503 or 429 first, 500 on its error."""
+        engine, refusal = engine_for(voice)
+        if refusal is not None:
+            return refusal
+        if engine is None:
             return error_response(503, "engines are still loading", headers={"Retry-After": "2"})
         if not admission.try_admit():
             return error_response(
                 429, "too many requests in flight; retry shortly", headers={"Retry-After": "1"}
             )
         try:
-            return await work()
+            return await work(engine)
+        except EngineError as error:
+            return error_response(500, f"synthesis failed: {error}")
         finally:
             admission.release()
 
@@ -230,25 +236,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return error_response(
                 400, f"input: at most {settings.max_input_chars} characters", "input"
             )
-        engine, refusal = engine_for(request.voice)
-        if refusal is not None:
-            return refusal
 
-        async def work() -> Response:
-            assert engine is not None
-            try:
-                samples = await anyio.to_thread.run_sync(
-                    engine.synthesize,
-                    request.input,
-                    request.voice,
-                    request.speed,
-                    limiter=admission.limiter,
-                )
-                body = await anyio.to_thread.run_sync(
-                    encode, samples, engine.sample_rate, request.response_format
-                )
-            except EngineError as error:
-                return error_response(500, f"synthesis failed: {error}")
+        async def work(engine: Engine) -> Response:
+            samples = await anyio.to_thread.run_sync(
+                engine.synthesize,
+                request.input,
+                request.voice,
+                request.speed,
+                limiter=admission.limiter,
+            )
+            body = await anyio.to_thread.run_sync(
+                encode, samples, engine.sample_rate, request.response_format
+            )
             rate = output_rate(request.response_format, engine.sample_rate)
             return Response(
                 content=body,
@@ -256,16 +255,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 headers={"X-Sample-Rate": str(rate)},
             )
 
-        return await synthesise(work)
+        return await synthesise(request.voice, work)
 
     @app.post("/v1/audiobook/chapters")
     async def chapter(request: ChapterRequest) -> Response:
-        engine, refusal = engine_for(request.voice)
-        if refusal is not None:
-            return refusal
-
-        async def work() -> Response:
-            assert engine is not None
+        async def work(engine: Engine) -> Response:
             try:
                 samples, rate, levels = await anyio.to_thread.run_sync(
                     render_chapter,
@@ -278,8 +272,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 body = await anyio.to_thread.run_sync(
                     encode, samples, rate, request.response_format
                 )
-            except EngineError as error:
-                return error_response(500, f"synthesis failed: {error}")
             except ChapterError as error:
                 return error_response(400, f"input: {error}", "input")
             report = {**levels.as_dict(), "format": request.response_format}
@@ -289,6 +281,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 headers={"X-Audiobook-Report": json.dumps(report, sort_keys=True)},
             )
 
-        return await synthesise(work)
+        return await synthesise(request.voice, work)
 
     return app
