@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ from imagebuild.progress import (
     plain_line,
     utc_now,
 )
-from imagebuild.report import BuildReport, downloaded_bytes, failure_summary, step_records
+from imagebuild.report import (
+    BuildReport,
+    downloaded_bytes,
+    failure_summary,
+    is_snapshot_race,
+    merge_rerun,
+    step_records,
+)
 
 Printer = Callable[[str], None]
 
@@ -139,7 +146,28 @@ def run_build(
     printer: Printer,
     inspect_after: bool = True,
 ) -> BuildReport:
-    """Run the plan's one buildx call, stream its progress, and return its report."""
+    """Run the plan's buildx call and return its report; once more if the engine's unpack
+    race (not the build) failed it, keeping the first attempt's log and what it built."""
+    try:
+        return _run_build_once(docker, plan, printer, inspect_after)
+    except BuildFailed as failed:
+        if not is_snapshot_race(failed.report.error):
+            raise
+        kept = plan.log_path.with_name(plan.log_path.stem + ".attempt1.log")
+        if plan.log_path.exists():
+            plan.log_path.replace(kept)
+        note = (
+            "the engine lost a layer snapshot while unpacking the image (a known BuildKit "
+            f"race, moby/buildkit#6521), so the build ran again; first attempt's log: {kept}"
+        )
+        printer(f"warning: {note}")
+        first = replace(failed.report, log_path=str(kept))
+    return merge_rerun(first, _run_build_once(docker, plan, printer, inspect_after), note)
+
+
+def _run_build_once(
+    docker: DockerClient, plan: BuildPlan, printer: Printer, inspect_after: bool
+) -> BuildReport:
     started_at = utc_now()
     started = time.monotonic()
     output = BuildOutput(plan, printer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,35 @@ def _step_error(error: str) -> str:
     if marker in error:
         return error.split(marker, 1)[1]
     return _shorten(error, 200)
+
+
+# BuildKit older than the Engine 26 one can lose a layer's parent snapshot to containerd's
+# garbage collector while it unpacks the exported image (moby/buildkit#6521, fixed upstream
+# in 2026); nothing in the build is wrong, and the same build run again succeeds.
+_SNAPSHOT_RACE = re.compile(r"extraction snapshot .*parent snapshot \S+ does not exist")
+
+
+def is_snapshot_race(error: str | None) -> bool:
+    """Whether a failed build failed only by the engine's unpack race, and is worth a rerun."""
+    return bool(error) and _SNAPSHOT_RACE.search(error or "") is not None
+
+
+def merge_rerun(first: BuildReport, rerun: BuildReport, note: str) -> BuildReport:
+    """One report for a build that ran twice because the first export failed.
+
+    The rerun finds every step in the cache the first attempt filled, so a step the first
+    attempt ran counts as run, not cached; time and downloads are those of both attempts.
+    """
+    ran = {step.name: step for step in first.steps if not step.cached and step.error is None}
+    steps = tuple(ran.get(step.name, step) if step.cached else step for step in rerun.steps)
+    return replace(
+        rerun,
+        started_at=first.started_at,
+        wall_seconds=round(first.wall_seconds + rerun.wall_seconds, 3),
+        steps=steps,
+        downloaded_bytes=first.downloaded_bytes + rerun.downloaded_bytes,
+        warnings=(*rerun.warnings, note),
+    )
 
 
 def append_history(history: Path, report: BuildReport) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from imagebuild.progress import (
     ProgressTracker,
@@ -17,8 +18,11 @@ from imagebuild.progress import (
 )
 from imagebuild.report import (
     BuildReport,
+    StepRecord,
     append_history,
     failure_summary,
+    is_snapshot_race,
+    merge_rerun,
     read_history,
     step_records,
 )
@@ -129,3 +133,63 @@ def test_history_round_trips_as_json_lines(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert json.loads(lines[0])["steps_cached"] == 10
     assert read_history(history) == [report, report]
+
+
+def test_only_the_engines_unpack_race_is_worth_a_rerun() -> None:
+    # The message the integration tests met on CI (Engine 26, containerd image store).
+    race = (
+        'exporting to image failed: failed to prepare extraction snapshot "extract-867862751-1PBP '
+        'sha256:99dccd1d713ab6380c5b23392784311d01501c3bb4d1e079939823b0f00f8f65": parent '
+        "snapshot sha256:041906ac98d1ec8f84b7f9a7fe7b2efdc949b957921f836f2c6fdeb18653a0a7 "
+        "does not exist: not found"
+    )
+    assert is_snapshot_race(race)
+    # A real failure of the build must fail at once, not run twice.
+    assert not is_snapshot_race(
+        "step [torch 2/2] RUN pip install failed: exit code: 1: ERROR: file does not exist"
+    )
+    assert not is_snapshot_race('failed to compute cache key: "/requirements" not found')
+    assert not is_snapshot_race(None)
+    assert not is_snapshot_race("")
+
+
+def test_a_rerun_after_the_race_reports_what_the_first_attempt_built() -> None:
+    def report(started: str, seconds: float, cached: bool, **extra: Any) -> BuildReport:
+        steps = (
+            StepRecord("[base 1/1] FROM base", "base", True, 0.0),
+            StepRecord("[torch 2/2] RUN pip install", "torch", cached, 0.0 if cached else 40.0),
+            StepRecord("[runtime 1/1] COPY src /app", "runtime", cached, 0.0 if cached else 0.2),
+        )
+        return BuildReport(
+            target="runtime",
+            tags=("t:1",),
+            cache_mode="inline",
+            started_at=started,
+            wall_seconds=seconds,
+            steps=steps,
+            context_bytes=10,
+            log_path="run.log",
+            **extra,
+        )
+
+    first = report(
+        "2026-11-21T10:00:00+00:00",
+        50.0,
+        cached=False,
+        succeeded=False,
+        error="exporting to image failed",
+        downloaded_bytes=1000,
+    )
+    rerun = report("2026-11-21T10:00:51+00:00", 2.0, cached=True, succeeded=True)
+    merged = merge_rerun(first, rerun, "ran again")
+
+    # The steps the first attempt ran stay "run": the rerun only found them in the cache.
+    assert merged.rebuilt_step_names() == [
+        "[torch 2/2] RUN pip install",
+        "[runtime 1/1] COPY src /app",
+    ]
+    assert merged.steps_cached == 1
+    assert merged.succeeded and merged.error is None
+    assert merged.wall_seconds == 52.0 and merged.downloaded_bytes == 1000
+    assert merged.started_at == first.started_at
+    assert merged.warnings == ("ran again",)
