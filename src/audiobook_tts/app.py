@@ -164,26 +164,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 index.setdefault(voice.id, engine)
         return index
 
-    def engine_for(voice: str) -> tuple[Engine | None, JSONResponse | None]:
-        """The engine that has `voice`, or the 400 that lists the valid ones.
-
-        While engines load there is neither; synthesise() answers 503 then.
-        """
+    async def synthesise(voice: str, work: Callable[[Engine], Awaitable[Response]]) -> Response:
+        """Run `work` on the engine that has `voice`: 400, 503 or 429 first, 500 on its error."""
         index = voice_index()
         engine = index.get(voice)
         if engine is None and engines:
             valid = ", ".join(sorted(index))
-            return None, error_response(
+            return error_response(
                 400, f"voice: unknown voice {voice!r}; valid voices: {valid}", "voice"
             )
-        return engine, None
-
-    async def synthesise(voice: str, work: Callable[[Engine], Awaitable[Response]]) -> Response:
-        """Run `work` on the engine that has `voice`: 400, 503 or 429 first, 500 on its error."""
-        engine, refusal = engine_for(voice)
-        if refusal is not None:
-            return refusal
-        if engine is None:
+        if engine is None:  # no engine has loaded yet
             return error_response(503, "engines are still loading", headers={"Retry-After": "2"})
         if not admission.try_admit():
             return error_response(

@@ -281,11 +281,10 @@ class Bench:
             f" {report.wall_seconds:7.1f} s  {report.steps_cached}/{report.steps_total} cached"
         )
 
-    def forget(self, variant: Variant | None = None) -> None:
+    def forget(self) -> None:
         """A fresh runner: the builder's cache (and the bench images) thrown away."""
         docker = engine.client_for(self.settings)
-        for item in VARIANTS if variant is None else (variant,):
-            engine.remove_images(docker, [f"{self.image(item)}:bench"])
+        engine.remove_images(docker, [f"{self.image(item)}:bench" for item in VARIANTS])
         # A fresh runner has no base image either; and with the containerd store a prune
         # can take snapshots a kept image still points at ("parent snapshot ... not found").
         engine.remove_images(docker, sorted({self.base_image, self.settings.base_image}))
@@ -328,14 +327,15 @@ class Bench:
                     self.record(name, variant, self.build(variant, cache_mode="registry"))
                 continue
             for variant in VARIANTS:
-                token = f"{variant.name}-{number}-{uuid.uuid4().hex[:12]}"
+                unique = uuid.uuid4().hex[:12]
+                token = f"{variant.name}-{number}-{unique}"
                 self.build(variant)  # the state to change (or repeat), unmeasured
                 if name == "app-change":
                     change_app(self.workspace, token)
                 elif name == "deps-change":
                     change_deps(self.workspace, token)
                 elif name == "base-change":
-                    self.base_image = self.new_base(token.rsplit("-", 1)[-1])
+                    self.base_image = self.new_base(unique)
                 self.record(name, variant, self.build(variant))
 
     def image_sizes(self) -> dict[str, int]:

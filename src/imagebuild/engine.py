@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def run_build(
             f"race, moby/buildkit#6521), so the build ran again; first attempt's log: {kept}"
         )
         printer(f"warning: {note}")
-        first = replace(failed.report, log_path=str(kept))
+        first = failed.report
     return merge_rerun(first, _run_build_once(docker, plan, printer, inspect_after), note)
 
 

@@ -239,9 +239,10 @@ def mounts_under(mountinfo: str, root: Path) -> list[Path]:
     return sorted(found, key=lambda path: (-len(path.parts), str(path)))
 
 
-def release_mounts(root: Path, printer: Printer) -> None:
-    """Unmount what a killed dockerd left under `root` (it bind-mounts its data root)."""
-    for point in mounts_under(Path("/proc/self/mountinfo").read_text(), root):
+def release_mounts(roots: Sequence[Path], printer: Printer) -> None:
+    """Unmount what a killed dockerd left under `roots` (it bind-mounts its data root)."""
+    mountinfo = Path("/proc/self/mountinfo").read_text()
+    for point in (point for root in roots for point in mounts_under(mountinfo, root)):
         # Lazy: a mount still held by a leftover process goes once that process does.
         result = subprocess.run(
             ["umount", "--lazy", str(point)], capture_output=True, text=True, check=False

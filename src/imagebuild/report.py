@@ -213,7 +213,7 @@ _SNAPSHOT_RACE = re.compile(r"extraction snapshot .*parent snapshot \S+ does not
 
 def is_snapshot_race(error: str | None) -> bool:
     """Whether a failed build failed only by the engine's unpack race, and is worth a rerun."""
-    return bool(error) and _SNAPSHOT_RACE.search(error or "") is not None
+    return error is not None and _SNAPSHOT_RACE.search(error) is not None
 
 
 def merge_rerun(first: BuildReport, rerun: BuildReport, note: str) -> BuildReport:

@@ -94,8 +94,7 @@ def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
     docker = engine.client("docker", box.host)
     if fresh:
         stop(box, printer)
-        release_mounts(box.root, printer)
-        release_mounts(box.exec_root, printer)
+        release_mounts((box.root, box.exec_root), printer)
         if box.data_root.exists():
             shutil.rmtree(box.data_root)
     elif engine.engine_answers(docker):
