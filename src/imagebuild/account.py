@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
 
 from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 
-Printer = Callable[[str], None]
 _ECR = re.compile(r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 

@@ -13,18 +13,16 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan, log_stamp
 from imagebuild.progress import utc_now
 from imagebuild.registry import Reference, RegistryClient
-
-Printer = Callable[[str], None]
 
 RECIPE_LABEL = "io.audiobook-tts.base-recipe"
 # Fixed, so that the same package set gives the same root file system and image config.

@@ -11,7 +11,7 @@ import json
 import platform as host_platform
 import statistics
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,10 @@ from imagebuild import sandbox as sandbox_module
 from imagebuild.build import build, copy_tree
 from imagebuild.config import Settings
 from imagebuild.errors import UsageError
+from imagebuild.output import Printer
 from imagebuild.plan import BuildRequest
 from imagebuild.progress import utc_now
 from imagebuild.report import BuildReport
-
-Printer = Callable[[str], None]
 
 SCENARIOS = ("cold", "no-change", "app-change", "deps-change", "base-change", "fresh-runner")
 # What the seed projects promised, as guesses; the table puts the measurement beside them.

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 from imagebuild import engine, platform
@@ -16,11 +15,10 @@ from imagebuild.context import ContextManifest
 from imagebuild.dockerfile import read_stages
 from imagebuild.engine import BuildFailed
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan, BuildRequest, make_plan
 from imagebuild.progress import utc_now
 from imagebuild.report import BuildReport, append_history, read_history
-
-Printer = Callable[[str], None]
 
 
 def history_path(settings: Settings) -> Path:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagebuild.context import changed_files
 from imagebuild.dockerfile import logical_lines
+from imagebuild.output import shorten
 from imagebuild.report import BuildReport
-
-Printer = Callable[[str], None]
 
 UNEXPLAINED = "not in the builder's cache (pruned, evicted, or never built with these inputs)"
 _INDEX = re.compile(r"^\[(?:\S+ )?(\d+)/\d+\]")
@@ -32,7 +31,7 @@ class StepVerdict:
     expected: bool
 
     def line(self, width: int = 110) -> str:
-        name = self.name if len(self.name) <= width else self.name[: width - 1] + "…"
+        name = shorten(self.name, width)
         if self.cached:
             return f"  hit    {name}"
         mark = "miss" if self.expected else "MISS"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from python_on_whales import DockerClient, DockerException
 
 from imagebuild.config import Settings, redact_url
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan
 from imagebuild.progress import (
     ProgressTracker,
@@ -35,8 +36,6 @@ from imagebuild.report import (
     merge_rerun,
     step_records,
 )
-
-Printer = Callable[[str], None]
 
 
 def client(binary: str = "docker", host: str = "") -> DockerClient:

@@ -15,14 +15,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagebuild.config import HostPackageSettings
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 
-Printer = Callable[[str], None]
 COMPILE_COMMAND = "inv lock"
 
 

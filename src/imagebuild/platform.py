@@ -23,9 +23,8 @@ from typing import Any
 from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 from imagebuild.registry import RegistryClient
-
-Printer = Callable[[str], None]
 
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 OS_RELEASE = Path("/etc/os-release")

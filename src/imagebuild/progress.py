@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from imagebuild.output import human_bytes, shorten
+
 # "[stage 2/3] RUN ...", or "[2/3] RUN ..." when the Dockerfile has one unnamed stage.
 _STEP = re.compile(
     r"^\[(?:(?P<stage>[^\]\s]+) )?(?P<index>\d+)/(?P<count>\d+)\] (?P<instruction>.*)$"
@@ -235,7 +237,11 @@ class ProgressTracker:
         if name.startswith("transferring context"):
             vertex.context_bytes = max(vertex.context_bytes, current)
         if item.get("completed"):
-            self._emit("status", vertex, f"{name} {_size(current)} done".strip())
+            self._emit(
+                "status",
+                vertex,
+                f"{name} {human_bytes(current, compact=True) if current > 0 else ''} done".strip(),
+            )
 
     def _handle_log(self, item: dict[str, Any]) -> None:
         vertex = self._vertex(str(item.get("vertex", "")))
@@ -263,17 +269,6 @@ class ProgressTracker:
         return [vertex for vertex in self.vertices.values() if vertex.error]
 
 
-def _size(count: int) -> str:
-    if count <= 0:
-        return ""
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.1f}{unit}" if unit != "B" else f"{count}B"
-        value /= 1000
-    return f"{count}B"
-
-
 def plain_line(kind: str, vertex: Vertex, detail: str) -> str | None:
     """One line in the style of `--progress=plain`; None for events it does not show."""
     prefix = f"#{vertex.number}"
@@ -296,7 +291,7 @@ def compact_line(kind: str, vertex: Vertex, detail: str, width: int = 110) -> st
     """One line per Dockerfile step as it starts and ends: what a person watching wants."""
     if not vertex.is_step and kind != "error":
         return None
-    name = vertex.name if len(vertex.name) <= width else vertex.name[: width - 1] + "…"
+    name = shorten(vertex.name, width)
     if kind == "cached":
         return f"  cached  {name}"
     if kind == "done":

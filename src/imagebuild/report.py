@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from imagebuild.output import human_bytes, shorten
 from imagebuild.progress import ProgressTracker, Vertex
 
 SLOWEST_SHOWN = 5
@@ -114,12 +115,12 @@ class BuildReport:
         if slowest:
             lines.append("  slowest steps:")
             for step in slowest:
-                lines.append(f"    {step.seconds:6.1f}s {_shorten(step.name, 90)}")
-        lines.append(f"  context sent: {_human_bytes(self.context_bytes)}")
+                lines.append(f"    {step.seconds:6.1f}s {shorten(step.name, 90)}")
+        lines.append(f"  context sent: {human_bytes(self.context_bytes)}")
         if self.downloaded_bytes:
-            lines.append(f"  downloaded by pip: {_human_bytes(self.downloaded_bytes)}")
+            lines.append(f"  downloaded by pip: {human_bytes(self.downloaded_bytes)}")
         if self.image_digest or self.image_size:
-            size = _human_bytes(self.image_size) if self.image_size else "unknown size"
+            size = human_bytes(self.image_size) if self.image_size else "unknown size"
             lines.append(
                 f"  image: {', '.join(self.tags)} {self.image_digest or ''} {size}".rstrip()
             )
@@ -127,21 +128,6 @@ class BuildReport:
             lines.append(f"  warning: {warning}")
         lines.append(f"  log: {self.log_path}")
         return lines
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _human_bytes(count: int | None) -> str:
-    if not count:
-        return "0 B"
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{count} B"
 
 
 _DOWNLOAD = re.compile(r"Downloading \S+ \(([\d.]+) (kB|MB|GB|bytes)\)")
@@ -182,8 +168,8 @@ def failure_summary(tracker: ProgressTracker) -> tuple[str, tuple[str, ...]]:
         # The tool's own error line (pip's "ERROR: ...") says more than an exit code.
         said = [line.strip() for line in tail if line.strip().lower().startswith("error")]
         if said:
-            reason = f"{reason}: {_shorten(said[0], 200)}"
-        return f"step {_shorten(vertex.name, 120)} failed: {reason}", tail
+            reason = f"{reason}: {shorten(said[0], 200)}"
+        return f"step {shorten(vertex.name, 120)} failed: {reason}", tail
     for error in errors:
         if "dockerfile parse error" in error or "failed to parse" in error:
             return f"Dockerfile syntax error: {error.split('failed to solve: ')[-1]}", ()
@@ -202,7 +188,7 @@ def _step_error(error: str) -> str:
     marker = "did not complete successfully: "
     if marker in error:
         return error.split(marker, 1)[1]
-    return _shorten(error, 200)
+    return shorten(error, 200)
 
 
 # BuildKit older than the Engine 26 one can lose a layer's parent snapshot to containerd's

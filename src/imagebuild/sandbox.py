@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
 from imagebuild.platform import (
     pid_alive,
     read_pid,
@@ -27,8 +27,6 @@ from imagebuild.platform import (
     stop_pid,
     wait_until,
 )
-
-Printer = Callable[[str], None]
 
 
 @dataclass(frozen=True)
