@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 from imagebuild import account as account_module
 from imagebuild import bench as bench_module
 from imagebuild import build as build_module
+from imagebuild import localplatform
 from imagebuild import locks as locks_module
-from imagebuild import platform as platform_module
 from imagebuild.cli import clear_errors, say, settings_from, split_values
 from imagebuild.plan import BuildRequest
 
@@ -27,14 +27,14 @@ from imagebuild.plan import BuildRequest
 @clear_errors
 def up(c: Context) -> None:
     """Bring up the local build platform: engine + buildx, registry on 127.0.0.1:5000, base image."""
-    platform_module.up(settings_from(c.config), say)
+    localplatform.up(settings_from(c.config), say)
 
 
 @task
 @clear_errors
 def down(c: Context) -> None:
     """Stop the engine and registry that `inv up` started (by pid); images and caches are kept."""
-    platform_module.down(settings_from(c.config), say)
+    localplatform.down(settings_from(c.config), say)
 
 
 @task(

@@ -1,1 +1,1 @@
-"""Build tooling for the audiobook-tts image: config, platform, plan, buildx runner, reports."""
+"""Build tooling for the audiobook-tts image: config, local platform, plan, buildx runner, reports."""

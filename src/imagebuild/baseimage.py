@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagebuild import engine
-from imagebuild.config import Settings
+from imagebuild.config import Settings, StatePaths
+from imagebuild.debian import install_packages
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan, log_stamp
@@ -127,8 +128,6 @@ def ensure_base_image(settings: Settings, printer: Printer, force: bool = False)
 
 
 def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) -> None:
-    from imagebuild.platform import StatePaths, install_packages
-
     paths = StatePaths(settings.state_dir)
     if shutil.which("mmdebstrap") is None:
         install_packages(["mmdebstrap"], paths, printer)

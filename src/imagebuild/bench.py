@@ -8,7 +8,7 @@ tree is touched. Each scenario is run for ours and the baseline in alternation.
 from __future__ import annotations
 
 import json
-import platform as host_platform
+import platform
 import statistics
 import uuid
 from collections.abc import Sequence
@@ -361,7 +361,7 @@ def machine_facts(settings: Settings) -> dict[str, str]:
     return {
         "cores": cores,
         "memory": memory,
-        "os": host_platform.platform(),
+        "os": platform.platform(),
         "engine": facts.server_version,
         "buildx": facts.buildx_version,
         "summary": f"{cores} cores, {memory}, Docker {facts.server_version}",

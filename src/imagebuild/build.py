@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from imagebuild import engine, platform
+from imagebuild import engine, localplatform
 from imagebuild.cachecheck import StepVerdict, explain, read_context
 from imagebuild.config import HostPackageSettings, Settings
 from imagebuild.context import ContextManifest
@@ -61,7 +61,7 @@ def plan_build(settings: Settings, request: BuildRequest) -> BuildPlan:
 
 
 def ensure_platform(settings: Settings, start: bool, printer: Printer) -> None:
-    if platform.platform_is_up(settings):
+    if localplatform.platform_is_up(settings):
         return
     if not start:
         raise ImageBuildError(
@@ -69,7 +69,7 @@ def ensure_platform(settings: Settings, start: bool, printer: Printer) -> None:
             "run `inv up` to start the local build platform"
         )
     printer("the build platform is not up; running `inv up` first")
-    platform.up(settings, printer)
+    localplatform.up(settings, printer)
 
 
 def _swap_local_cache(plan: BuildPlan) -> None:

@@ -101,6 +101,41 @@ class Settings:
         return self.registry_is_local and self.base_image.startswith(f"{self.registry}/")
 
 
+@dataclass(frozen=True)
+class StatePaths:
+    """Where the platform keeps its pids, logs and data."""
+
+    root: Path
+
+    @property
+    def dockerd_pid(self) -> Path:
+        return self.root / "dockerd.pid"
+
+    @property
+    def dockerd_log(self) -> Path:
+        return self.root / "dockerd.log"
+
+    @property
+    def registry_pid(self) -> Path:
+        return self.root / "registry.pid"
+
+    @property
+    def registry_log(self) -> Path:
+        return self.root / "registry.log"
+
+    @property
+    def registry_config(self) -> Path:
+        return self.root / "registry" / "config.yml"
+
+    @property
+    def registry_data(self) -> Path:
+        return self.root / "registry" / "data"
+
+    @property
+    def apt_log(self) -> Path:
+        return self.root / "apt.log"
+
+
 def _as_bool(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value

@@ -19,7 +19,7 @@ from imagebuild import engine
 from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.platform import (
+from imagebuild.processes import (
     pid_alive,
     read_pid,
     release_mounts,

@@ -6,14 +6,10 @@ from pathlib import Path
 
 from imagebuild.baseimage import BaseRecipe, read_packages
 from imagebuild.config import HostPackageSettings
+from imagebuild.debian import apt_candidate_major, parse_os_release, pinned_siblings
+from imagebuild.localplatform import merge_daemon_config
 from imagebuild.locks import GROUPS, compile_command, compile_environment
-from imagebuild.platform import (
-    apt_candidate_major,
-    merge_daemon_config,
-    mounts_under,
-    parse_os_release,
-    pinned_siblings,
-)
+from imagebuild.processes import mounts_under
 
 ROOT = Path(__file__).resolve().parents[2]
 
