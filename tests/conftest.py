@@ -11,7 +11,7 @@ from python_on_whales import DockerClient
 
 from imagebuild.cli import settings_from
 from imagebuild.config import Settings
-from imagebuild.engine import engine_answers
+from imagebuild.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def docker_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[DockerClient]:
     docker = DockerClient(client_call=[settings.docker_client])
-    if not engine_answers(docker):
+    if not Engine(settings.docker_client).answers():
         message = "no Docker daemon answers (run `inv up`)"
         if request.config.getoption("--require-docker"):
             pytest.fail(f"{message}; --require-docker turns this skip into a failure")

@@ -6,8 +6,8 @@ import re
 import shutil
 import subprocess
 
-from imagebuild import engine
 from imagebuild.config import Settings
+from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 
@@ -37,5 +37,5 @@ def login_ecr(settings: Settings, printer: Printer) -> None:
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
         raise ImageBuildError(f"aws ecr get-login-password failed: {detail[0]}")
-    engine.login(engine.client_for(settings), settings.registry, "AWS", result.stdout.strip())
+    Engine.of(settings).login(settings.registry, "AWS", result.stdout.strip())
     printer(f"logged in to {settings.registry}")

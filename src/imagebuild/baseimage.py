@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagebuild import engine
 from imagebuild.config import Settings, StatePaths
 from imagebuild.debian import install_packages
+from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan, log_stamp
@@ -178,8 +178,7 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         raw_log_path=log_dir / f"{stamp}-base.rawjson",
         metadata_path=log_dir / f"{stamp}-base.metadata.json",
     )
-    docker = engine.client_for(settings)
-    report = engine.run_build(docker, plan, printer)
+    report = Engine.of(settings).run_build(plan, printer)
     rootfs.unlink(missing_ok=True)
     printer(
         f"base image: pushed {settings.base_image} {report.image_digest or ''} "

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from imagebuild import engine
 from imagebuild import sandbox as sandbox_module
 from imagebuild.build import build, copy_tree
 from imagebuild.config import Settings
+from imagebuild.engine import Engine
 from imagebuild.errors import UsageError
 from imagebuild.output import Printer
 from imagebuild.plan import BuildRequest
@@ -282,12 +282,12 @@ class Bench:
 
     def forget(self) -> None:
         """A fresh runner: the builder's cache (and the bench images) thrown away."""
-        docker = engine.client_for(self.settings)
-        engine.remove_images(docker, [f"{self.image(item)}:bench" for item in VARIANTS])
+        engine = Engine.of(self.settings)
+        engine.remove_images([f"{self.image(item)}:bench" for item in VARIANTS])
         # A fresh runner has no base image either; and with the containerd store a prune
         # can take snapshots a kept image still points at ("parent snapshot ... not found").
-        engine.remove_images(docker, sorted({self.base_image, self.settings.base_image}))
-        engine.prune_builder(docker)
+        engine.remove_images(sorted({self.base_image, self.settings.base_image}))
+        engine.prune_builder()
 
     def new_base(self, token: str) -> str:
         """A base image with a new digest: the current one plus a marker file, pushed."""
@@ -338,10 +338,10 @@ class Bench:
                 self.record(name, variant, self.build(variant))
 
     def image_sizes(self) -> dict[str, int]:
-        docker = engine.client_for(self.settings)
+        engine = Engine.of(self.settings)
         sizes: dict[str, int] = {}
         for variant in VARIANTS:
-            sizes[variant.name] = engine.image_size(docker, f"{self.image(variant)}:bench")
+            sizes[variant.name] = engine.image_size(f"{self.image(variant)}:bench")
         return sizes
 
 
@@ -355,8 +355,7 @@ def machine_facts(settings: Settings) -> dict[str, str]:
             memory = f"{kilobytes / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    docker = engine.client_for(settings)
-    facts = engine.engine_facts(docker)
+    facts = Engine.of(settings).facts()
     cores = str(os.cpu_count() or "?")
     return {
         "cores": cores,

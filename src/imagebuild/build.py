@@ -8,12 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from imagebuild import engine, localplatform
+from imagebuild import localplatform
 from imagebuild.cachecheck import StepVerdict, explain, read_context
 from imagebuild.config import HostPackageSettings, Settings
 from imagebuild.context import ContextManifest
 from imagebuild.dockerfile import read_stages
-from imagebuild.engine import BuildFailed
+from imagebuild.engine import BuildFailed, Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan, BuildRequest, make_plan
@@ -104,9 +104,8 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     # Kept beside the log, so that `inv cache-check` can name the files that changed.
     plan.log_path.with_suffix(".context.json").write_text(manifest.to_json(), encoding="utf-8")
-    docker = engine.client_for(settings)
     try:
-        report = engine.run_build(docker, plan, printer)
+        report = Engine.of(settings).run_build(plan, printer)
     except BuildFailed as failed:
         _discard_fresh_cache(plan)
         append_history(history_path(settings), failed.report)

@@ -1,7 +1,8 @@
 """The one module that talks to Docker, through python-on-whales.
 
-Every other module gets plain values from here; a `DockerException` never leaves this
-module: it becomes an `ImageBuildError` with one line to read and the log to open.
+Every other module holds an `Engine` and gets plain values from it; the python-on-whales
+client never leaves this module, and neither does a `DockerException`: it becomes an
+`ImageBuildError` with one line to read and the log to open.
 """
 
 from __future__ import annotations
@@ -38,15 +39,6 @@ from imagebuild.report import (
 )
 
 
-def client(binary: str = "docker", host: str = "") -> DockerClient:
-    return DockerClient(client_call=[binary], host=host or None)
-
-
-def client_for(settings: Settings) -> DockerClient:
-    """The engine the settings name: the default one, or a sandbox engine's socket."""
-    return client(settings.docker_client, settings.docker_host)
-
-
 def _first_line(error: DockerException) -> str:
     text = (error.stderr or error.stdout or "").strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -65,7 +57,7 @@ def docker_errors(action: str, log_path: Path | None = None) -> Iterator[None]:
         raise ImageBuildError(f"{action}: {_first_line(error)}", log_path) from error
 
 
-def engine_answers(docker: DockerClient) -> bool:
+def _answers(docker: DockerClient) -> bool:
     try:
         version = docker.version()
     except (DockerException, OSError):
@@ -82,7 +74,7 @@ class EngineFacts:
     data_root: str
 
 
-def engine_facts(docker: DockerClient) -> EngineFacts:
+def _facts(docker: DockerClient) -> EngineFacts:
     with docker_errors("cannot read the engine's facts"):
         info = docker.system.info()
         buildx = docker.buildx.version()
@@ -139,7 +131,7 @@ class BuildOutput:
         self.raw.close()
 
 
-def run_build(
+def _run_build(
     docker: DockerClient,
     plan: BuildPlan,
     printer: Printer,
@@ -271,25 +263,63 @@ def _image_facts(
 # --- images, containers and the builder cache -------------------------------------------
 
 
-def remove_images(docker: DockerClient, references: Sequence[str]) -> None:
+def _remove_images(docker: DockerClient, references: Sequence[str]) -> None:
     present = [ref for ref in references if docker.image.exists(ref)]
     if present:
         with docker_errors("cannot remove images"):
             docker.image.remove(present, force=True)
 
 
-def prune_builder(docker: DockerClient) -> None:
+def _prune_builder(docker: DockerClient) -> None:
     """Throw away the builder's whole local cache (`docker buildx prune -af`)."""
     with docker_errors("cannot prune the builder cache"):
         docker.buildx.prune(all=True)
 
 
-def image_size(docker: DockerClient, reference: str) -> int:
+def _image_size(docker: DockerClient, reference: str) -> int:
     """The image's size as the engine reports it (compressed content, containerd store)."""
     with docker_errors(f"cannot inspect {reference}"):
         return int(docker.image.inspect(reference).size or 0)
 
 
-def login(docker: DockerClient, server: str, username: str, password: str) -> None:
+def _login(docker: DockerClient, server: str, username: str, password: str) -> None:
     with docker_errors(f"cannot log in to {server}"):
         docker.login(server=server, username=username, password=password)
+
+
+class Engine:
+    """One Docker engine (the default one, or a sandbox's socket) and what the tooling does
+    with it; the python-on-whales client stays inside."""
+
+    def __init__(self, binary: str = "docker", host: str = "") -> None:
+        self.host = host
+        self._docker = DockerClient(client_call=[binary], host=host or None)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Engine:
+        """The engine the settings name."""
+        return cls(settings.docker_client, settings.docker_host)
+
+    def answers(self) -> bool:
+        """True when a daemon answers (False too when there is no docker client at all)."""
+        return _answers(self._docker)
+
+    def facts(self) -> EngineFacts:
+        return _facts(self._docker)
+
+    def run_build(
+        self, plan: BuildPlan, printer: Printer, inspect_after: bool = True
+    ) -> BuildReport:
+        return _run_build(self._docker, plan, printer, inspect_after)
+
+    def image_size(self, reference: str) -> int:
+        return _image_size(self._docker, reference)
+
+    def remove_images(self, references: Sequence[str]) -> None:
+        _remove_images(self._docker, references)
+
+    def prune_builder(self) -> None:
+        _prune_builder(self._docker)
+
+    def login(self, server: str, username: str, password: str) -> None:
+        _login(self._docker, server, username, password)

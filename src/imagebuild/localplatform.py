@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from imagebuild import baseimage, engine
+from imagebuild import baseimage
 from imagebuild.config import Settings, StatePaths
 from imagebuild.debian import install_engine, install_packages, require_root_debian
+from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.processes import pid_alive, read_pid, start_background, stop_pid, wait_until
@@ -86,9 +87,9 @@ def write_daemon_config(printer: Printer) -> None:
 
 
 def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> None:
-    docker = engine.client_for(settings)
-    if engine.engine_answers(docker):
-        facts = engine.engine_facts(docker)
+    engine = Engine.of(settings)
+    if engine.answers():
+        facts = engine.facts()
         if not facts.containerd_store:
             printer(
                 "warning: the engine does not use the containerd image store; registry and "
@@ -115,8 +116,8 @@ def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> No
     else:
         printer(f"engine: starting dockerd (log: {paths.dockerd_log}) ...")
         process = start_background(["dockerd"], paths.dockerd_log, paths.dockerd_pid)
-    wait_until(lambda: engine.engine_answers(docker), process, 90, "dockerd", paths.dockerd_log)
-    facts = engine.engine_facts(docker)
+    wait_until(engine.answers, process, 90, "dockerd", paths.dockerd_log)
+    facts = engine.facts()
     printer(f"engine: up (Docker {facts.server_version}, buildx {facts.buildx_version})")
 
 
@@ -163,8 +164,7 @@ def up(settings: Settings, printer: Printer) -> None:
 
 def platform_is_up(settings: Settings) -> bool:
     """Cheap check used before a build: engine and registry answer."""
-    docker = engine.client_for(settings)
-    if not engine.engine_answers(docker):
+    if not Engine.of(settings).answers():
         return False
     return not settings.registry_is_local or RegistryClient(settings.registry).answers()
 

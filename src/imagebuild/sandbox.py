@@ -15,8 +15,8 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imagebuild import engine
 from imagebuild.config import Settings
+from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.processes import (
@@ -89,13 +89,13 @@ def daemon_config() -> dict[str, object]:
 
 def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
     """Start the sandbox engine (wiping its data first when `fresh`); idempotent."""
-    docker = engine.client("docker", box.host)
+    engine = Engine(host=box.host)
     if fresh:
         stop(box, printer)
         release_mounts((box.root, box.exec_root), printer)
         if box.data_root.exists():
             shutil.rmtree(box.data_root)
-    elif engine.engine_answers(docker):
+    elif engine.answers():
         return
     if shutil.which("dockerd") is None or not Path("/sys/class/net/docker0").exists():
         raise ImageBuildError("the main engine is not up (no dockerd or docker0): run `inv up`")
@@ -122,9 +122,7 @@ def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
             box.log,
             box.pidfile,
         )
-    wait_until(
-        lambda: engine.engine_answers(docker), process, 60, f"sandbox engine {box.name}", box.log
-    )
+    wait_until(engine.answers, process, 60, f"sandbox engine {box.name}", box.log)
     printer(f"sandbox engine {box.name}: up at {box.host} (data: {box.data_root})")
 
 
