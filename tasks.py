@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 from imagebuild import account as account_module
 from imagebuild import bench as bench_module
 from imagebuild import build as build_module
-from imagebuild import localplatform
+from imagebuild import cachecheck, localplatform
 from imagebuild import locks as locks_module
 from imagebuild.cli import clear_errors, say, settings_from, split_values
 from imagebuild.plan import BuildRequest
@@ -160,7 +160,7 @@ def history(c: Context, last: int = 5, json: bool = False) -> None:
 def cache_check(c: Context, target: str = "", cache: str = "", no_up: bool = False) -> None:
     """Rebuild with no change and say which steps hit the cache and why the others did not."""
     request = BuildRequest(target=target or None, cache_mode=cache or None)
-    build_module.cache_check(settings_from(c.config), request, say, start_platform=not no_up)
+    cachecheck.cache_check(settings_from(c.config), request, say, start_platform=not no_up)
 
 
 @task(help={"json": "print {path: sha256} instead of a listing"})

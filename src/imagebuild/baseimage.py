@@ -177,6 +177,7 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         log_path=log_dir / f"{stamp}-base.log",
         raw_log_path=log_dir / f"{stamp}-base.rawjson",
         metadata_path=log_dir / f"{stamp}-base.metadata.json",
+        context_manifest_path=log_dir / f"{stamp}-base.context.json",
     )
     report = Engine.of(settings).run_build(plan, printer)
     rootfs.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 from imagebuild import localplatform
-from imagebuild.cachecheck import StepVerdict, explain, read_context
 from imagebuild.config import HostPackageSettings, Settings
 from imagebuild.context import ContextManifest
 from imagebuild.dockerfile import read_stages
@@ -19,10 +18,6 @@ from imagebuild.output import Printer
 from imagebuild.plan import BuildPlan, BuildRequest, make_plan
 from imagebuild.progress import utc_now
 from imagebuild.report import BuildReport, append_history, read_history
-
-
-def history_path(settings: Settings) -> Path:
-    return settings.log_path / "history.jsonl"
 
 
 def prepare_wheelhouse(settings: Settings, host: HostPackageSettings) -> Path | None:
@@ -103,19 +98,19 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
     manifest = ContextManifest.of(plan.context)
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     # Kept beside the log, so that `inv cache-check` can name the files that changed.
-    plan.log_path.with_suffix(".context.json").write_text(manifest.to_json(), encoding="utf-8")
+    plan.context_manifest_path.write_text(manifest.to_json(), encoding="utf-8")
     try:
         report = Engine.of(settings).run_build(plan, printer)
     except BuildFailed as failed:
         _discard_fresh_cache(plan)
-        append_history(history_path(settings), failed.report)
+        append_history(settings.history_path, failed.report)
         if failed.tail:
             printer("last lines of the failing step:")
             for line in failed.tail:
                 printer(f"  | {line}")
         raise
     _swap_local_cache(plan)
-    append_history(history_path(settings), report)
+    append_history(settings.history_path, report)
     printer("")
     for line in report.summary_lines():
         printer(line)
@@ -151,9 +146,9 @@ def print_stages(settings: Settings, printer: Printer) -> None:
 
 
 def print_history(settings: Settings, last: int, as_json: bool, printer: Printer) -> None:
-    reports = read_history(history_path(settings))
+    reports = read_history(settings.history_path)
     if not reports:
-        printer(f"no builds recorded yet in {history_path(settings)}")
+        printer(f"no builds recorded yet in {settings.history_path}")
         return
     for report in reports[-max(1, last) :]:
         if as_json:
@@ -162,72 +157,6 @@ def print_history(settings: Settings, last: int, as_json: bool, printer: Printer
         printer(f"{report.started_at}")
         for line in report.summary_lines():
             printer(f"  {line}")
-
-
-def last_successful(settings: Settings, target: str) -> BuildReport | None:
-    for report in reversed(read_history(history_path(settings))):
-        if report.succeeded and report.target == target:
-            return report
-    return None
-
-
-def _show(verdicts: list[StepVerdict], printer: Printer) -> None:
-    for verdict in verdicts:
-        printer(verdict.line())
-
-
-def cache_check(
-    settings: Settings, request: BuildRequest, printer: Printer, start_platform: bool = True
-) -> list[StepVerdict]:
-    """Rebuild with no change; every step must hit. Misses get reasons; unexplained ones fail."""
-    dockerfile_text = settings.dockerfile_path.read_text(encoding="utf-8")
-    target = request.target or settings.target
-    previous = last_successful(settings, target)
-    quiet = BuildRequest(**{**request.__dict__, "progress": "quiet"})
-    report = build(settings, quiet, lambda _: None, start_platform)
-    current_context = read_context(report) or {}
-    verdicts = explain(
-        report,
-        previous,
-        current_context,
-        read_context(previous) if previous else None,
-        dockerfile_text,
-    )
-    unexpected: list[StepVerdict] = []
-    if not report.all_cached:
-        unexpected = [
-            verdict for verdict in verdicts if not verdict.cached and not verdict.expected
-        ]
-        printer(
-            f"since the last build of {target}: {report.steps_cached} of "
-            f"{report.steps_total} steps hit the cache"
-        )
-        _show(verdicts, printer)
-        # Now the inputs are built: an immediate rebuild has nothing left to explain.
-        previous, report = report, build(settings, quiet, lambda _: None, start_platform)
-        verdicts = explain(
-            report, previous, read_context(report) or {}, current_context, dockerfile_text
-        )
-    printer(
-        f"rebuild with no change: {report.steps_cached} of {report.steps_total} steps cached "
-        f"in {report.wall_seconds:.1f}s (log: {report.log_path})"
-    )
-    _show(verdicts, printer)
-    unexpected += [verdict for verdict in verdicts if not verdict.cached and not verdict.expected]
-    if unexpected:
-        raise ImageBuildError(
-            f"{len(unexpected)} step(s) missed the cache although nothing they depend on "
-            f"changed; first: {unexpected[0].name[:100]}",
-            Path(report.log_path),
-        )
-    if not report.all_cached:
-        raise ImageBuildError(
-            f"{report.steps_total - report.steps_cached} step(s) rebuilt on a rebuild with no "
-            "change",
-            Path(report.log_path),
-        )
-    printer("cache check passed: every step hit the cache")
-    return verdicts
 
 
 def print_context(settings: Settings, as_json: bool, printer: Printer) -> None:

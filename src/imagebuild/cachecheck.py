@@ -12,10 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagebuild.build import build
+from imagebuild.config import Settings
 from imagebuild.context import changed_files
 from imagebuild.dockerfile import logical_lines
-from imagebuild.output import shorten
-from imagebuild.report import BuildReport
+from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer, shorten
+from imagebuild.plan import BuildRequest
+from imagebuild.report import BuildReport, read_history
 
 UNEXPLAINED = "not in the builder's cache (pruned, evicted, or never built with these inputs)"
 _INDEX = re.compile(r"^\[(?:\S+ )?(\d+)/\d+\]")
@@ -179,8 +183,78 @@ def _reason(
 
 
 def read_context(report: BuildReport) -> dict[str, str] | None:
-    path = Path(report.log_path).with_suffix(".context.json")
-    if not path.exists():
+    """The context manifest kept with a build; None for a build that kept none."""
+    path = Path(report.context_manifest_path)
+    if not report.context_manifest_path or not path.exists():
         return None
     data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+# --- `inv cache-check`: rebuild, then explain ---------------------------------------------
+
+
+def last_successful(settings: Settings, target: str) -> BuildReport | None:
+    for report in reversed(read_history(settings.history_path)):
+        if report.succeeded and report.target == target:
+            return report
+    return None
+
+
+def _show(verdicts: list[StepVerdict], printer: Printer) -> None:
+    for verdict in verdicts:
+        printer(verdict.line())
+
+
+def cache_check(
+    settings: Settings, request: BuildRequest, printer: Printer, start_platform: bool = True
+) -> list[StepVerdict]:
+    """Rebuild with no change; every step must hit. Misses get reasons; unexplained ones fail."""
+    dockerfile_text = settings.dockerfile_path.read_text(encoding="utf-8")
+    target = request.target or settings.target
+    previous = last_successful(settings, target)
+    quiet = BuildRequest(**{**request.__dict__, "progress": "quiet"})
+    report = build(settings, quiet, lambda _: None, start_platform)
+    current_context = read_context(report) or {}
+    verdicts = explain(
+        report,
+        previous,
+        current_context,
+        read_context(previous) if previous else None,
+        dockerfile_text,
+    )
+    unexpected: list[StepVerdict] = []
+    if not report.all_cached:
+        unexpected = [
+            verdict for verdict in verdicts if not verdict.cached and not verdict.expected
+        ]
+        printer(
+            f"since the last build of {target}: {report.steps_cached} of "
+            f"{report.steps_total} steps hit the cache"
+        )
+        _show(verdicts, printer)
+        # Now the inputs are built: an immediate rebuild has nothing left to explain.
+        previous, report = report, build(settings, quiet, lambda _: None, start_platform)
+        verdicts = explain(
+            report, previous, read_context(report) or {}, current_context, dockerfile_text
+        )
+    printer(
+        f"rebuild with no change: {report.steps_cached} of {report.steps_total} steps cached "
+        f"in {report.wall_seconds:.1f}s (log: {report.log_path})"
+    )
+    _show(verdicts, printer)
+    unexpected += [verdict for verdict in verdicts if not verdict.cached and not verdict.expected]
+    if unexpected:
+        raise ImageBuildError(
+            f"{len(unexpected)} step(s) missed the cache although nothing they depend on "
+            f"changed; first: {unexpected[0].name[:100]}",
+            Path(report.log_path),
+        )
+    if not report.all_cached:
+        raise ImageBuildError(
+            f"{report.steps_total - report.steps_cached} step(s) rebuilt on a rebuild with no "
+            "change",
+            Path(report.log_path),
+        )
+    printer("cache check passed: every step hit the cache")
+    return verdicts

@@ -82,6 +82,11 @@ class Settings:
         return self.absolute(self.log_dir)
 
     @property
+    def history_path(self) -> Path:
+        """Every build's report, one JSON line each (`inv history`, `inv cache-check`)."""
+        return self.log_path / "history.jsonl"
+
+    @property
     def registry_cache_ref(self) -> str:
         return f"{self.registry}/{self.image}:buildcache"
 

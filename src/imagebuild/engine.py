@@ -195,6 +195,7 @@ def _run_build_once(
         "steps": steps,
         "context_bytes": tracker.context_bytes(),
         "log_path": str(plan.log_path),
+        "context_manifest_path": str(plan.context_manifest_path),
         "warnings": warnings,
         "build_args": tuple((key, redact_url(value)) for key, value in plan.build_args),
         "downloaded_bytes": downloaded_bytes(tracker.steps()),

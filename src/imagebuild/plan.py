@@ -79,6 +79,8 @@ class BuildPlan:
     log_path: Path
     raw_log_path: Path
     metadata_path: Path
+    # The files and hashes the context sent, kept so `inv cache-check` can name what changed.
+    context_manifest_path: Path
     local_cache: tuple[Path, Path] | None = None
     notes: tuple[str, ...] = field(default=())
     network: str = ""
@@ -365,6 +367,7 @@ def make_plan(
         log_path=log_dir / f"{base_name}.log",
         raw_log_path=log_dir / f"{base_name}.rawjson",
         metadata_path=log_dir / f"{base_name}.metadata.json",
+        context_manifest_path=log_dir / f"{base_name}.context.json",
         local_cache=local_cache,
         notes=host.ignored,
         network=settings.build_network,

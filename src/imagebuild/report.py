@@ -47,6 +47,8 @@ class BuildReport:
     build_args: tuple[tuple[str, str], ...] = field(default=())
     # What pip reported downloading (a cache-mount hit downloads nothing).
     downloaded_bytes: int = 0
+    # Empty in reports written before the manifest path was recorded.
+    context_manifest_path: str = ""
 
     @property
     def steps_total(self) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.build import cache_check
+from imagebuild.cachecheck import cache_check
 from imagebuild.config import Settings
 from imagebuild.context import ContextManifest
 from imagebuild.errors import ImageBuildError
