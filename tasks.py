@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from imagebuild import account as account_module
 from imagebuild import bench as bench_module
+from imagebuild import benchresults, cachecheck, localplatform
 from imagebuild import build as build_module
-from imagebuild import cachecheck, localplatform
 from imagebuild import locks as locks_module
 from imagebuild.cli import clear_errors, say, settings_from, split_values
 from imagebuild.plan import BuildRequest
@@ -173,7 +173,7 @@ def context(c: Context, json: bool = False) -> None:
 @task(
     auto_shortflags=False,
     help={
-        "scenarios": f"comma-separated subset of: {', '.join(bench_module.SCENARIOS)} (default: all)",
+        "scenarios": f"comma-separated subset of: {', '.join(benchresults.SCENARIOS)} (default: all)",
         "n": "runs per scenario and build (the table shows the median, min and max)",
         "publish": "copy the table and chart into README.md and docs/bench/",
         "keep_engine": "leave the sandbox engine running afterwards",
@@ -187,7 +187,7 @@ def bench(
     settings = settings_from(c.config)
     out_dir = bench_module.bench_dir(settings)
     bench_module.run_bench(
-        settings, bench_module.parse_scenarios(scenarios), n, out_dir, say, keep_engine
+        settings, benchresults.parse_scenarios(scenarios), n, out_dir, say, keep_engine
     )
     if publish:
-        bench_module.publish(out_dir, settings.root, say)
+        benchresults.publish(out_dir, settings.root, say)

@@ -1,0 +1,223 @@
+"""What `inv bench` measures and reports: the scenarios and their targets, the results, the
+table, the chart, and publishing them in the README. Pure data and files; the runner that
+makes the builds is `bench.py`."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagebuild.errors import UsageError
+from imagebuild.output import Printer
+
+SCENARIOS = ("cold", "no-change", "app-change", "deps-change", "base-change", "fresh-runner")
+# What the seed projects promised, as guesses; the table puts the measurement beside them.
+SEED_GUESSES = {
+    "cold": "~25 min",
+    "no-change": "5-8 min",
+    "app-change": "8-12 min",
+    "deps-change": "15-20 min",
+    "base-change": "~25 min",
+    "fresh-runner": "(not given)",
+}
+TARGET_SECONDS = {"no-change": 5.0, "app-change": 20.0, "fresh-runner": 60.0}
+TARGET_RATIO_APP_CHANGE = 10.0
+TARGET_SIZE_RATIO = 0.6
+
+
+@dataclass(frozen=True)
+class Run:
+    scenario: str
+    variant: str
+    wall_seconds: float
+    steps_cached: int
+    steps_total: int
+    downloaded_bytes: int
+    log_path: str
+    rebuilt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    scenario: str
+    variant: str
+    runs: tuple[Run, ...]
+
+    @property
+    def seconds(self) -> list[float]:
+        return [run.wall_seconds for run in self.runs]
+
+    @property
+    def median(self) -> float:
+        return float(statistics.median(self.seconds))
+
+    @property
+    def cached(self) -> str:
+        last = self.runs[-1]
+        return f"{last.steps_cached}/{last.steps_total}"
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    started_at: str
+    machine: dict[str, str]
+    runs_per_scenario: int
+    results: tuple[ScenarioResult, ...]
+    image_sizes: dict[str, int] = field(default_factory=dict)
+
+    def result(self, scenario: str, variant: str) -> ScenarioResult | None:
+        for item in self.results:
+            if item.scenario == scenario and item.variant == variant:
+                return item
+        return None
+
+    def ratio(self, scenario: str) -> float | None:
+        ours, base = self.result(scenario, "ours"), self.result(scenario, "baseline")
+        if ours is None or base is None or ours.median <= 0:
+            return None
+        return base.median / ours.median
+
+    def verdicts(self) -> list[str]:
+        """Each target, met or missed; printed, never asserted."""
+        lines: list[str] = []
+        for scenario, limit in TARGET_SECONDS.items():
+            ours = self.result(scenario, "ours")
+            if ours is not None:
+                state = "met" if ours.median <= limit else "MISSED"
+                lines.append(f"{scenario} <= {limit:.0f} s: {state} ({ours.median:.1f} s)")
+        ratio = self.ratio("app-change")
+        if ratio is not None:
+            state = "met" if ratio >= TARGET_RATIO_APP_CHANGE else "MISSED"
+            lines.append(
+                f"baseline / ours on app-change >= {TARGET_RATIO_APP_CHANGE:.0f}: "
+                f"{state} ({ratio:.1f})"
+            )
+        ours_size, base_size = self.image_sizes.get("ours"), self.image_sizes.get("baseline")
+        if ours_size and base_size:
+            size_ratio = ours_size / base_size
+            state = "met" if size_ratio <= TARGET_SIZE_RATIO else "MISSED"
+            lines.append(
+                f"runtime image <= {TARGET_SIZE_RATIO} x baseline: {state} "
+                f"({size_ratio:.2f}: {ours_size / 1e6:.0f} MB vs {base_size / 1e6:.0f} MB)"
+            )
+        return lines
+
+    def markdown(self) -> str:
+        lines = [
+            f"Measured {self.started_at} on {self.machine.get('summary', 'this machine')}; "
+            f"median of {self.runs_per_scenario} run(s) (min-max), steps cached of total.",
+            "",
+            "| scenario | seed's guess | ours | baseline | baseline ÷ ours | ours cached | "
+            "baseline cached | pip downloaded (ours / baseline) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for scenario in SCENARIOS:
+            ours, base = self.result(scenario, "ours"), self.result(scenario, "baseline")
+            if ours is None and base is None:
+                continue
+            ratio = self.ratio(scenario)
+            lines.append(
+                f"| {scenario} | {SEED_GUESSES[scenario]} | {_cell(ours)} | {_cell(base)} | "
+                f"{f'{ratio:.1f}x' if ratio else '-'} | {ours.cached if ours else '-'} | "
+                f"{base.cached if base else '-'} | {_downloaded(ours)} / {_downloaded(base)} |"
+            )
+        if self.image_sizes:
+            lines += ["", "| image | compressed size |", "| --- | --- |"]
+            for name, size in self.image_sizes.items():
+                lines.append(f"| {name} | {size / 1e6:.0f} MB |")
+        lines += ["", "Targets:", ""] + [f"- {line}" for line in self.verdicts()]
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        data["verdicts"] = self.verdicts()
+        return json.dumps(data, indent=2, sort_keys=True)
+
+
+def _downloaded(result: ScenarioResult | None) -> str:
+    if result is None:
+        return "-"
+    return f"{result.runs[-1].downloaded_bytes / 1e6:.0f} MB"
+
+
+def _cell(result: ScenarioResult | None) -> str:
+    if result is None:
+        return "-"
+    if len(result.runs) == 1:
+        return f"{result.median:.1f} s"
+    return f"{result.median:.1f} s ({min(result.seconds):.1f}-{max(result.seconds):.1f})"
+
+
+def parse_scenarios(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip()) if text else SCENARIOS
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        raise UsageError(
+            f"unknown scenario(s) {', '.join(unknown)}; scenarios: {', '.join(SCENARIOS)}"
+        )
+    # Always in the canonical order: each scenario starts from the state the previous left.
+    return tuple(name for name in SCENARIOS if name in chosen)
+
+
+def write_outputs(result: BenchResult, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.md").write_text(result.markdown(), encoding="utf-8")
+    (out_dir / "bench.json").write_text(result.to_json(), encoding="utf-8")
+    chart(result, out_dir / "bench.png")
+
+
+def chart(result: BenchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = [s for s in SCENARIOS if result.result(s, "ours") or result.result(s, "baseline")]
+    ours = [(result.result(s, "ours") or _empty(s)).median for s in scenarios]
+    base = [(result.result(s, "baseline") or _empty(s)).median for s in scenarios]
+    positions = range(len(scenarios))
+    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=110)
+    axes.bar([p - 0.2 for p in positions], ours, width=0.4, label="ours", color="#2b8a3e")
+    axes.bar([p + 0.2 for p in positions], base, width=0.4, label="naive baseline", color="#c92a2a")
+    for position, seconds in zip(positions, ours, strict=True):
+        axes.annotate(
+            f"{seconds:.1f}s", (position - 0.2, seconds), ha="center", va="bottom", fontsize=8
+        )
+    for position, seconds in zip(positions, base, strict=True):
+        axes.annotate(
+            f"{seconds:.0f}s", (position + 0.2, seconds), ha="center", va="bottom", fontsize=8
+        )
+    axes.set_xticks(list(positions), scenarios)
+    axes.set_ylabel("wall time, seconds (log scale)")
+    axes.set_yscale("log")
+    axes.set_title(f"Image build time by scenario — {result.machine.get('summary', '')}")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _empty(scenario: str) -> ScenarioResult:
+    return ScenarioResult(scenario, "", (Run(scenario, "", 0.0, 0, 0, 0, ""),))
+
+
+def publish(result_dir: Path, root: Path, printer: Printer) -> None:
+    """Copy a bench report's table and chart into the README (between its bench markers)."""
+    readme = root / "README.md"
+    docs = root / "docs" / "bench"
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "latest.png").write_bytes((result_dir / "bench.png").read_bytes())
+    (docs / "latest.json").write_text((result_dir / "bench.json").read_text())
+    table = (result_dir / "bench.md").read_text(encoding="utf-8")
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise UsageError(f"README.md has no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    block = f"{start}\n{table}\n![build time by scenario](docs/bench/latest.png)\n{end}"
+    readme.write_text(head + block + tail, encoding="utf-8")
+    printer(f"README.md and docs/bench/ updated from {result_dir}")
