@@ -12,7 +12,6 @@ class ServiceSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     engines: tuple[str, ...] = ("espeak",)
-    default_voice: str = "alloy"
     max_input_chars: int = 4096
     max_concurrency: int = 2
     # Requests waiting for a synthesis slot; beyond running + waiting, 429 at once.
@@ -31,7 +30,6 @@ class ServiceSettings:
                 for name in env.get("AUDIOBOOK_TTS_ENGINES", ",".join(defaults.engines)).split(",")
                 if name.strip()
             ),
-            default_voice=env.get("AUDIOBOOK_TTS_DEFAULT_VOICE", defaults.default_voice),
             max_input_chars=int(env.get("AUDIOBOOK_TTS_MAX_INPUT", defaults.max_input_chars)),
             max_concurrency=int(env.get("AUDIOBOOK_TTS_MAX_CONCURRENCY", defaults.max_concurrency)),
             max_queue=int(env.get("AUDIOBOOK_TTS_MAX_QUEUE", defaults.max_queue)),

@@ -13,15 +13,16 @@ import json
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imagebuild.config import Settings, StatePaths
+from imagebuild.config import HostPackageSettings, Settings, StatePaths
 from imagebuild.debian import install_packages
+from imagebuild.dockerfile import read_stages
 from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.plan import BuildPlan, log_stamp
+from imagebuild.plan import BuildRequest, make_plan
 from imagebuild.progress import utc_now
 from imagebuild.registry import Reference, RegistryClient
 
@@ -155,29 +156,22 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         f"  root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
         f"{time.monotonic() - started:.0f}s"
     )
-    stamp = log_stamp(utc_now())
-    log_dir = settings.log_path
-    plan = BuildPlan(
-        context=workdir,
-        dockerfile=settings.root / "docker" / "base" / "Dockerfile",
-        target="",
+    dockerfile = settings.root / "docker" / "base" / "Dockerfile"
+    # The same plan as any build, aimed at the rootfs folder: no cache (the layer is one ADD
+    # of a fresh tarball), and none of the host's package settings (no pip runs here).
+    base_settings = replace(
+        settings, root=workdir, dockerfile=dockerfile, target="base", log_dir=settings.log_path
+    )
+    request = BuildRequest(
         tags=(settings.base_image,),
-        build_args=(("RECIPE", recipe.digest()), ("SOURCE_DATE_EPOCH", str(BASE_EPOCH))),
-        secrets=(),
-        build_contexts=(),
         cache_mode="none",
-        cache_from=(),
-        cache_to=None,
-        no_cache=False,
-        load=True,
         push=True,
-        platforms=(),
+        load=True,
+        build_args=(f"RECIPE={recipe.digest()}", f"SOURCE_DATE_EPOCH={BASE_EPOCH}"),
         progress="tty",
-        provenance=False,
-        log_path=log_dir / f"{stamp}-base.log",
-        raw_log_path=log_dir / f"{stamp}-base.rawjson",
-        metadata_path=log_dir / f"{stamp}-base.metadata.json",
-        context_manifest_path=log_dir / f"{stamp}-base.context.json",
+    )
+    plan = make_plan(
+        base_settings, HostPackageSettings(), request, read_stages(dockerfile), now=utc_now()
     )
     report = Engine.of(settings).run_build(plan, printer)
     rootfs.unlink(missing_ok=True)

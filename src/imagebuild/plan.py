@@ -7,7 +7,7 @@ so every flag's effect on the buildx call is unit-tested without an engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -373,9 +373,3 @@ def make_plan(
         network=settings.build_network,
         oci_archive=log_dir / f"{base_name}.oci.tar" if request.reproducible else None,
     )
-
-
-def settings_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The `imagebuild` section of an Invoke config, or nothing."""
-    section = config.get("imagebuild", {})
-    return dict(section) if section else {}

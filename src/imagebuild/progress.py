@@ -2,7 +2,7 @@
 
 buildx prints one pretty-printed JSON object per solve status, and plain text (errors,
 warnings) around them. `RawJsonReader` splits that stream; `ProgressTracker` keeps the
-state of every vertex; `PlainRenderer` and `CompactRenderer` turn it into lines for people.
+state of every vertex; `plain_line` and `compact_line` turn its events into lines for people.
 """
 
 from __future__ import annotations
