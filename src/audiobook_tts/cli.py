@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvicorn
+
+from audiobook_tts.app import create_app
+from audiobook_tts.audio import FORMATS, encode
+from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.config import ServiceSettings
+from audiobook_tts.engines import EngineError, load_engine
+from audiobook_tts.healthcheck import check
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from audiobook_tts.app import create_app
-
     settings = ServiceSettings.from_environ()
     host = args.host or settings.host
     port = args.port or settings.port
@@ -29,25 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    settings = ServiceSettings.from_environ()
-    url = f"http://127.0.0.1:{args.port or settings.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
-            body = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        print(f"unhealthy: {error}", file=sys.stderr)
-        return 1
-    if body.get("status") != "ok":
-        print(f"unhealthy: {body}", file=sys.stderr)
-        return 1
-    return 0
+    return check(args.port, args.timeout)
 
 
 def _chapter(args: argparse.Namespace) -> int:
-    from audiobook_tts.audio import FORMATS, encode
-    from audiobook_tts.chapter import ChapterError, render_chapter
-    from audiobook_tts.engines import EngineError, load_engine
-
     source = Path(args.text)
     output = Path(args.output)
     if not 0.25 <= args.speed <= 4.0:

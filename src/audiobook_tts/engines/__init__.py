@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audiobook_tts.engines.base import Engine, EngineError, Samples, Voice
+from audiobook_tts.engines.espeak import EspeakEngine
 
 __all__ = ["Engine", "EngineError", "Samples", "Voice", "load_engine"]
 
@@ -10,7 +11,5 @@ __all__ = ["Engine", "EngineError", "Samples", "Voice", "load_engine"]
 def load_engine(name: str) -> Engine:
     """Load one engine by name; unknown names are a configuration error."""
     if name == "espeak":
-        from audiobook_tts.engines.espeak import EspeakEngine
-
         return EspeakEngine()
     raise ValueError(f"unknown engine {name!r}; known engines: espeak")

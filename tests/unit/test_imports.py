@@ -1,0 +1,130 @@
+"""The shape of src/: no import cycles, project imports at the top of each file, and
+python-on-whales in engine.py only. Read from the source with `ast`, nothing imported."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PACKAGES = ("imagebuild", "audiobook_tts")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, ast.Module]:
+    return {
+        module_name(path): ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for package in PACKAGES
+        for path in sorted((SRC / package).rglob("*.py"))
+    }
+
+
+def imported(node: ast.AST, importer: str, known: set[str]) -> list[str]:
+    """Project modules an import statement names (`from x import y` may name module x.y)."""
+    names: list[str] = []
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            package = importer.rsplit(".", node.level)[0]
+            base = f"{package}.{base}" if base else package
+        names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+    return [name for name in names if name in known]
+
+
+def graph(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
+    known = set(trees)
+    edges: dict[str, set[str]] = {}
+    for name, tree in trees.items():
+        targets = {
+            target
+            for node in ast.walk(tree)
+            for target in imported(node, name, known)
+            # A package's own __init__ is imported first anyway; it is not an edge.
+            if target != name and not name.startswith(target + ".")
+        }
+        edges[name] = targets
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_walker_finds_a_cycle_and_a_clean_graph() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    tree = ast.parse("from imagebuild import engine\nfrom . import config\n")
+    known = {"imagebuild", "imagebuild.engine", "imagebuild.config"}
+    found = [t for node in tree.body for t in imported(node, "imagebuild.build", known)]
+    assert set(found) == known
+
+
+def test_no_import_cycles_in_src() -> None:
+    assert find_cycle(graph(modules())) is None
+
+
+def test_project_modules_are_imported_at_the_top_of_the_file_only() -> None:
+    trees = modules()
+    known = set(trees)
+    late: list[str] = []
+    for name, tree in trees.items():
+        top = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            is_import = isinstance(node, ast.Import | ast.ImportFrom)
+            if is_import and id(node) not in top and imported(node, name, known):
+                late.append(f"{name}:{node.lineno}")
+    assert late == []
+
+
+def test_python_on_whales_is_used_by_engine_py_only() -> None:
+    users = sorted(
+        name
+        for name, tree in modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and any(
+            (alias.name if isinstance(node, ast.Import) else node.module or "").startswith(
+                "python_on_whales"
+            )
+            for alias in node.names
+        )
+    )
+    assert users == ["imagebuild.engine"]
+
+
+def test_no_function_outside_engine_py_takes_a_docker_client() -> None:
+    takers = [
+        f"{name}.{node.name}"
+        for name, tree in modules().items()
+        if name != "imagebuild.engine"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and "DockerClient" in ast.unparse(node.args)
+    ]
+    assert takers == []
