@@ -91,7 +91,7 @@ def _discard_fresh_cache(plan: BuildPlan) -> None:
 def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> BuildReport:
     """Run a plan: progress on the terminal, the report printed and appended to the history."""
     for note in plan.notes:
-        printer(f"note: host setting not passed to the build: {note}")
+        printer(f"note: {note}")
     if plan.local_cache is not None:
         plan.local_cache[0].parent.mkdir(parents=True, exist_ok=True)
     printer(f"building target {plan.target} ({plan.cache_mode} cache); log: {plan.log_path}")

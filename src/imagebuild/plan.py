@@ -317,6 +317,13 @@ def make_plan(
             # A cache that cannot be written is a warning, never a failed build.
             cache_to = (*cache_to, ("ignore-error", "true"))
         local_cache = None
+    notes = tuple(f"host setting not passed to the build: {item}" for item in host.ignored)
+    if request.reproducible and cache_to is not None and dict(cache_to).get("type") == "inline":
+        # Inline cache metadata is a label with each cache record's creation time: a warm and
+        # a cold build of one commit would differ in it. A registry or local cache does not
+        # touch the image, so those stay.
+        cache_to = None
+        notes = (*notes, "inline cache export left out: it would stamp build times into the image")
     no_cache = request.no_cache or mode == "none"
     if mode == "none":
         cache_from = tuple(parse_cache_spec(item, "from") for item in request.cache_from)
@@ -369,7 +376,7 @@ def make_plan(
         metadata_path=log_dir / f"{base_name}.metadata.json",
         context_manifest_path=log_dir / f"{base_name}.context.json",
         local_cache=local_cache,
-        notes=host.ignored,
+        notes=notes,
         network=settings.build_network,
         oci_archive=log_dir / f"{base_name}.oci.tar" if request.reproducible else None,
     )

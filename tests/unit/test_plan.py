@@ -31,10 +31,18 @@ def settings(**overrides: object) -> Settings:
 
 
 def plan(
-    request: BuildRequest | None = None, host: HostPackageSettings | None = None, **kw: object
+    request: BuildRequest | None = None,
+    host: HostPackageSettings | None = None,
+    source_date_epoch: int | None = None,
+    **kw: object,
 ):
     return make_plan(
-        settings(**kw), host or HostPackageSettings(), request or BuildRequest(), STAGES, NOW
+        settings(**kw),
+        host or HostPackageSettings(),
+        request or BuildRequest(),
+        STAGES,
+        NOW,
+        source_date_epoch=source_date_epoch,
     )
 
 
@@ -194,3 +202,12 @@ def test_describe_is_the_equivalent_command_line() -> None:
     assert text.startswith("docker buildx build --file ")
     assert "--target runtime" in text and "--no-cache" in text and "--load" in text
     assert "ignore-error=true" in text
+
+
+def test_a_reproducible_build_leaves_inline_cache_metadata_out_and_keeps_a_registry_cache() -> None:
+    inline = plan(BuildRequest(reproducible=True), source_date_epoch=1)
+    assert "cache_to" not in inline.buildx_kwargs()
+    assert any("inline cache export left out" in note for note in inline.notes)
+    registry = plan(BuildRequest(reproducible=True, cache_mode="registry"), source_date_epoch=1)
+    assert registry.buildx_kwargs()["cache_to"]["type"] == "registry"
+    assert plan().buildx_kwargs()["cache_to"] == {"type": "inline"}
