@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from imagebuild import localplatform
@@ -15,7 +16,14 @@ from imagebuild.dockerfile import read_stages
 from imagebuild.engine import BuildFailed, Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.plan import BuildPlan, BuildRequest, make_plan
+from imagebuild.plan import (
+    BuildPlan,
+    BuildRequest,
+    inline_cache_source,
+    inline_fallback,
+    make_plan,
+    needs_cache_export,
+)
 from imagebuild.progress import utc_now
 from imagebuild.report import BuildReport, append_history, read_history
 
@@ -65,6 +73,53 @@ def ensure_platform(settings: Settings, start: bool, printer: Printer) -> None:
         )
     printer("the build platform is not up; running `inv up` first")
     localplatform.up(settings, printer)
+
+
+def buildkitd_config(settings: Settings) -> Path:
+    """The docker-container builder's BuildKit settings: plain HTTP for a local registry."""
+    path = settings.state_dir / "buildkitd.toml"
+    lines = ["# Written by audiobook-tts `inv build` for its docker-container builder."]
+    if settings.registry_is_local:
+        lines += [f'[registry."{settings.registry}"]', "  http = true"]
+    text = "\n".join(lines) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def fit_to_engine(settings: Settings, plan: BuildPlan, engine: Engine) -> BuildPlan:
+    """The plan as this engine can run it.
+
+    The docker driver on an engine with the classic image store exports no cache but inline.
+    A registry or local cache then goes through a docker-container builder; where that cannot
+    start (its BuildKit image cannot be pulled), the build falls back to inline cache read
+    from the pushed image, and the plan's notes say so and why, in one line.
+    """
+    if not needs_cache_export(plan) or engine.facts().containerd_store:
+        return plan
+    problem = engine.container_builder(
+        settings.builder_name, settings.buildkit_image, buildkitd_config(settings)
+    )
+    if problem is None:
+        return replace(
+            plan,
+            builder=settings.builder_name,
+            notes=(
+                *plan.notes,
+                f"{plan.cache_mode} cache through the docker-container builder "
+                f"{settings.builder_name} ({settings.buildkit_image}): the engine's classic "
+                "image store cannot export it",
+            ),
+        )
+    source = inline_cache_source(plan, settings)
+    return inline_fallback(
+        plan,
+        source,
+        f"cache fallback: {plan.cache_mode} cache needs the containerd image store or a "
+        f"docker-container builder, and the builder could not start ({problem}); "
+        f"building with inline cache, read from {source}",
+    )
 
 
 def _swap_local_cache(plan: BuildPlan) -> None:
@@ -123,7 +178,7 @@ def build(
     """`inv build`: the one function the task calls."""
     plan = plan_build(settings, request)
     ensure_platform(settings, start_platform, printer)
-    return execute_plan(settings, plan, printer)
+    return execute_plan(settings, fit_to_engine(settings, plan, Engine.of(settings)), printer)
 
 
 def source_date_epoch(root: Path) -> int | None:

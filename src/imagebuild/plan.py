@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,8 @@ class BuildPlan:
     # SOURCE_DATE_EPOCH (dockerd's own exporters refuse rewrite-timestamp: they unpack),
     # and are loaded or pushed from there.
     oci_archive: Path | None = None
+    # Empty: the engine's own builder (docker driver); else a docker-container builder's name.
+    builder: str = ""
 
     def buildx_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for python-on-whales' `docker.buildx.build`."""
@@ -113,15 +115,21 @@ class BuildPlan:
             kwargs["platforms"] = list(self.platforms)
         if self.network:
             kwargs["network"] = self.network
+        if self.builder:
+            kwargs["builder"] = self.builder
         if self.oci_archive is not None:
             kwargs["output"] = {
                 "type": "oci",
                 "dest": str(self.oci_archive),
                 "rewrite-timestamp": "true",
             }
-        elif self.push and self.load:
+        elif self.push and self.load and not self.builder:
             # One exporter that both stores the image in the engine and pushes it.
             kwargs["output"] = {"type": "image", "push": "true"}
+        elif self.push and self.load:
+            # A docker-container builder keeps images to itself: push, and load a copy.
+            kwargs["push"] = True
+            kwargs["load"] = True
         elif self.push:
             kwargs["push"] = True
         elif self.load:
@@ -131,6 +139,8 @@ class BuildPlan:
     def describe(self) -> str:
         """The plan as the equivalent command line, for logs and for people."""
         parts = ["docker", "buildx", "build", "--file", str(self.dockerfile)]
+        if self.builder:
+            parts += ["--builder", self.builder]
         if self.target:
             parts += ["--target", self.target]
         for tag in self.tags:
@@ -380,3 +390,39 @@ def make_plan(
         network=settings.build_network,
         oci_archive=log_dir / f"{base_name}.oci.tar" if request.reproducible else None,
     )
+
+
+# Cache exporters that the docker driver refuses on an engine with the classic image store.
+EXPORTING_CACHE_TYPES = ("registry", "local", "gha", "s3", "azblob")
+
+
+def needs_cache_export(plan: BuildPlan) -> bool:
+    """True when the plan exports a cache that only BuildKit with the containerd store, or a
+    docker-container builder, can write (inline is written into the image itself)."""
+    return plan.cache_to is not None and dict(plan.cache_to).get("type") in EXPORTING_CACHE_TYPES
+
+
+def inline_fallback(plan: BuildPlan, image_ref: str, reason: str) -> BuildPlan:
+    """The same build with inline cache, reading the cache from the pushed image instead.
+
+    Registry cache sources stay (importing works on every driver); local ones go, since
+    the classic store cannot read them either.
+    """
+    sources = tuple(spec for spec in plan.cache_from if dict(spec).get("type") == "registry")
+    image_source: CacheSpec = (("type", "registry"), ("ref", image_ref))
+    if image_source not in sources:
+        sources = (*sources, image_source)
+    return replace(
+        plan,
+        cache_mode="inline",
+        cache_from=sources,
+        cache_to=(("type", "inline"),),
+        local_cache=None,
+        notes=(*plan.notes, reason),
+    )
+
+
+def inline_cache_source(plan: BuildPlan, settings: Settings) -> str:
+    """The image a fallback build reads its inline cache from: a pushed tag of this build."""
+    pushed = [tag for tag in plan.tags if names_registry(tag)]
+    return pushed[0] if pushed else f"{settings.registry}/{settings.image}:latest"

@@ -33,6 +33,10 @@ from imagebuild.processes import (
 class SandboxEngine:
     name: str
     root: Path
+    # False: the classic image store (overlay2), as CodeBuild's and most CI runners' engines.
+    containerd_store: bool = True
+    # Addresses for its containers and RUN steps, on the shared docker0; one range per sandbox.
+    cidr: str = "172.17.200.0/24"
 
     @property
     def data_root(self) -> Path:
@@ -68,18 +72,17 @@ class SandboxEngine:
         return replace(settings, docker_host=self.host)
 
 
-def sandbox(settings: Settings, name: str) -> SandboxEngine:
-    return SandboxEngine(name=name, root=settings.state_dir / "engines" / name)
+def sandbox(
+    settings: Settings, name: str, containerd_store: bool = True, cidr: str = "172.17.200.0/24"
+) -> SandboxEngine:
+    return SandboxEngine(name, settings.state_dir / "engines" / name, containerd_store, cidr)
 
 
-SANDBOX_CIDR = "172.17.200.0/24"
-
-
-def daemon_config() -> dict[str, object]:
+def daemon_config(box: SandboxEngine) -> dict[str, object]:
     return {
-        "features": {"containerd-snapshotter": True},
+        "features": {"containerd-snapshotter": box.containerd_store},
         "bridge": "docker0",
-        "fixed-cidr": SANDBOX_CIDR,
+        "fixed-cidr": box.cidr,
         "iptables": False,
         "ip6tables": False,
         "ip-forward": False,
@@ -101,7 +104,7 @@ def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
         raise ImageBuildError("the main engine is not up (no dockerd or docker0): run `inv up`")
     box.root.mkdir(parents=True, exist_ok=True)
     box.exec_root.mkdir(parents=True, exist_ok=True)
-    box.config_file.write_text(json.dumps(daemon_config(), indent=2) + "\n")
+    box.config_file.write_text(json.dumps(daemon_config(box), indent=2) + "\n")
     pid = read_pid(box.pidfile)
     process = None
     if pid is None or not pid_alive(pid):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from imagebuild.dockerfile import parse_stages
 from imagebuild.errors import UsageError
 from imagebuild.plan import (
     BuildRequest,
+    inline_cache_source,
+    inline_fallback,
     make_plan,
     names_registry,
+    needs_cache_export,
     parse_build_args,
     parse_cache_spec,
     parse_platforms,
@@ -211,3 +215,37 @@ def test_a_reproducible_build_leaves_inline_cache_metadata_out_and_keeps_a_regis
     registry = plan(BuildRequest(reproducible=True, cache_mode="registry"), source_date_epoch=1)
     assert registry.buildx_kwargs()["cache_to"]["type"] == "registry"
     assert plan().buildx_kwargs()["cache_to"] == {"type": "inline"}
+
+
+def test_only_caches_written_outside_the_image_need_an_exporting_builder() -> None:
+    assert needs_cache_export(plan(BuildRequest(cache_mode="registry")))
+    assert needs_cache_export(plan(BuildRequest(cache_mode="local")))
+    assert not needs_cache_export(plan(BuildRequest(cache_mode="inline")))
+    assert not needs_cache_export(plan(BuildRequest(cache_mode="none")))
+
+
+def test_the_inline_fallback_reads_the_pushed_image_and_keeps_registry_sources() -> None:
+    registry = plan(BuildRequest(cache_mode="registry", push=True, tags=("127.0.0.1:5000/x:ci",)))
+    source = inline_cache_source(registry, settings())
+    assert source == "127.0.0.1:5000/x:ci"
+    fallen = inline_fallback(registry, source, "cache fallback: why")
+    kwargs = fallen.buildx_kwargs()
+    assert kwargs["cache_to"] == {"type": "inline"}
+    assert kwargs["cache_from"] == [
+        {"type": "registry", "ref": "127.0.0.1:5000/audiobook-tts:buildcache"},
+        {"type": "registry", "ref": "127.0.0.1:5000/x:ci"},
+    ]
+    assert fallen.cache_mode == "inline" and fallen.notes[-1] == "cache fallback: why"
+    local = plan(BuildRequest(cache_mode="local"))
+    assert inline_cache_source(local, settings()) == "127.0.0.1:5000/audiobook-tts:latest"
+    fallen_local = inline_fallback(local, "r/x:latest", "why")
+    assert fallen_local.local_cache is None
+    assert fallen_local.cache_from == ((("type", "registry"), ("ref", "r/x:latest")),)
+
+
+def test_a_docker_container_builder_is_named_and_pushes_and_loads_separately() -> None:
+    built = replace(plan(BuildRequest(push=True, load=True, tags=("r.io/x:1",))), builder="b")
+    kwargs = built.buildx_kwargs()
+    assert kwargs["builder"] == "b" and kwargs["push"] is True and kwargs["load"] is True
+    assert "output" not in kwargs
+    assert "--builder b" in built.describe()

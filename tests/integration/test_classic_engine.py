@@ -1,0 +1,60 @@
+"""An engine with the classic image store (CodeBuild's, most CI runners'): `--cache registry`
+goes through a docker-container builder, or falls back to inline cache with one line, and a
+second runner still gets the heavy steps from the registry. Real engine, real registry."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from imagebuild.build import build
+from imagebuild.engine import Engine
+from imagebuild.plan import BuildRequest
+from imagebuild.registry import Reference, RegistryClient
+
+from .conftest import TEST_IMAGE, Sandbox
+
+pytestmark = pytest.mark.docker
+HEAVY = ("[torch 2/2] RUN", "[dependencies 2/2] RUN")
+
+
+def test_registry_cache_on_the_classic_store_builds_and_a_fresh_runner_reuses_it(
+    classic_sandbox: Sandbox, scratch_repo: Path, tmp_path: Path
+) -> None:
+    assert not Engine.of(classic_sandbox.settings).facts().containerd_store
+    image = f"{TEST_IMAGE}-classic-{uuid.uuid4().hex[:8]}"
+    settings = replace(
+        classic_sandbox.settings,
+        root=scratch_repo,
+        dockerfile=scratch_repo / "docker/tts/Dockerfile",
+        log_dir=scratch_repo / "build-logs",
+        state_dir=tmp_path / "state",
+        image=image,
+        builder_name=f"it-{uuid.uuid4().hex[:8]}",
+    )
+    tag = f"{settings.registry}/{image}:ci"
+    request = BuildRequest(tags=(tag,), cache_mode="registry", push=True, progress="quiet")
+    said: list[str] = []
+    first = build(settings, request, said.append, start_platform=False)
+    assert first.succeeded
+
+    builder_ran = any("through the docker-container builder" in line for line in said)
+    fallback = [line for line in said if "cache fallback:" in line]
+    # Here Docker Hub is out of reach, so the builder cannot start: one line says why.
+    assert builder_ran or len(fallback) == 1, said
+    if fallback:
+        assert "could not start" in fallback[0] and tag in fallback[0]
+        assert first.cache_mode == "inline"
+    reference = Reference.parse(tag)
+    assert reference.tag in RegistryClient(settings.registry).tags(reference.repository)
+
+    # Runner B: nothing local, only the registry.
+    classic_sandbox.docker.image.remove(tag, force=True)
+    classic_sandbox.docker.buildx.prune(all=True)
+    second = build(settings, request, said.append, start_platform=False)
+    for prefix in HEAVY:
+        heavy = [step for step in second.steps if step.name.startswith(prefix)]
+        assert heavy and all(step.cached for step in heavy), second.rebuilt_step_names()
