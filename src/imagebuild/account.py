@@ -1,17 +1,32 @@
-"""`inv login`: credentials for a remote registry (ECR), handed to the engine."""
+"""`inv login`: credentials for the configured registry, handed to the engine.
+
+ECR gets a 12-hour token from the AWS CLI; any other registry a user and a password, the
+password read from standard input or an environment variable, never from an argument (an
+argument is visible to every user of the machine in the process list).
+"""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
+from typing import TextIO
 
 from imagebuild.config import Settings
 from imagebuild.engine import Engine
-from imagebuild.errors import ImageBuildError
+from imagebuild.errors import ImageBuildError, UsageError
 from imagebuild.output import Printer
+from imagebuild.registry import RegistryClient
+from imagebuild.registryauth import REGISTRY_USER
 
 _ECR = re.compile(r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+PASSWORD_VARIABLE = "REGISTRY_PASSWORD"  # noqa: S105 - the variable's name
+USERNAME_VARIABLE = "REGISTRY_USERNAME"
+
+
+def is_ecr(registry: str) -> bool:
+    return _ECR.match(registry) is not None
 
 
 def ecr_region(registry: str) -> str:
@@ -39,3 +54,49 @@ def login_ecr(settings: Settings, printer: Printer) -> None:
         raise ImageBuildError(f"aws ecr get-login-password failed: {detail[0]}")
     Engine.of(settings).login(settings.registry, "AWS", result.stdout.strip())
     printer(f"logged in to {settings.registry}")
+
+
+def login_password(
+    settings: Settings,
+    printer: Printer,
+    username: str,
+    stdin: TextIO | None,
+    environ: Mapping[str, str],
+) -> None:
+    """User and password for any registry: the password from `stdin`, else from the environment."""
+    password = stdin.read().strip() if stdin is not None else environ.get(PASSWORD_VARIABLE, "")
+    if not password:
+        raise UsageError(
+            f"no password for {settings.registry}: pipe it to `inv login --password-stdin`, "
+            f"or set {PASSWORD_VARIABLE} (never an argument)"
+        )
+    user = username or environ.get(USERNAME_VARIABLE, "")
+    if not user and settings.registry_is_local and settings.registry_auth:
+        user = REGISTRY_USER
+    if not user:
+        raise UsageError(
+            f"no user for {settings.registry}: give --username or set {USERNAME_VARIABLE}"
+        )
+    # A wrong password is named as such: docker's own message for it (after falling back to
+    # plain HTTP on a loopback registry) would say "400 Bad Request".
+    if RegistryClient.for_settings(settings).accepts((user, password)) is False:
+        raise ImageBuildError(
+            f"cannot log in to {settings.registry}: the registry refused the password for {user}"
+        )
+    Engine.of(settings).login(settings.registry, user, password)
+    printer(f"logged in to {settings.registry} as {user}")
+
+
+def login(
+    settings: Settings,
+    printer: Printer,
+    ecr: bool,
+    username: str,
+    stdin: TextIO | None,
+    environ: Mapping[str, str],
+) -> None:
+    """`inv login`: ECR's token path for an ECR registry (or --ecr), a password otherwise."""
+    if ecr or (is_ecr(settings.registry) and not username and stdin is None):
+        login_ecr(settings, printer)
+        return
+    login_password(settings, printer, username, stdin, environ)

@@ -113,7 +113,7 @@ def read_packages(path: Path) -> tuple[str, ...]:
 
 def base_image_current(settings: Settings, recipe: BaseRecipe) -> bool:
     reference = Reference.parse(settings.base_image)
-    labels = RegistryClient(settings.registry).labels(reference.repository, reference.tag)
+    labels = RegistryClient.for_settings(settings).labels(reference.repository, reference.tag)
     return labels is not None and labels.get(RECIPE_LABEL) == recipe.digest()
 
 

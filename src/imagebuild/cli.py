@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -21,6 +22,11 @@ def settings_from(config: Any) -> Settings:
     """The `imagebuild` section of an Invoke config (invoke.yaml, INVOKE_IMAGEBUILD_*)."""
     section = config.get("imagebuild", None) or {}
     return Settings.from_mapping(dict(section), ROOT)
+
+
+def with_registry_auth(settings: Settings, flag: bool) -> Settings:
+    """A task's --registry-auth: the setting turned on for this one command."""
+    return replace(settings, registry_auth=True) if flag else settings
 
 
 def say(line: str) -> None:

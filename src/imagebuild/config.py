@@ -42,6 +42,14 @@ class Settings:
     # Empty: the engine's default network for RUN steps; "host" for an engine with no bridge.
     build_network: str = ""
     provenance: bool = False
+    # The docker-container builder made when the engine cannot export a cache itself (the
+    # classic image store). Pinned by digest; point it at a mirror where Docker Hub is out
+    # of reach (an ECR pull-through cache, a registry of your own).
+    buildkit_image: str = "moby/buildkit:v0.13.2@sha256:9194b5ec1be368f41c516df7f93f7f540630ea06136056b2ffebb62226ed4ad6"
+    builder_name: str = "audiobook-tts"
+    # A local registry with htpasswd and TLS (a CA the project makes, trusted by the engine
+    # only), like ECR: anonymous pushes are refused. `inv up --registry-auth` turns it on.
+    registry_auth: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], root: Path) -> Settings:
@@ -57,7 +65,7 @@ class Settings:
             if key in ("dockerfile", "state_dir", "log_dir"):
                 path = Path(str(value))
                 kwargs[key] = path if path.is_absolute() else root / path
-            elif key == "provenance":
+            elif key in ("provenance", "registry_auth"):
                 kwargs[key] = _as_bool(key, value)
             else:
                 kwargs[key] = str(value)
@@ -101,6 +109,22 @@ class Settings:
         return host in ("127.0.0.1", "localhost", "[::1]")
 
     @property
+    def registry_paths(self) -> RegistryPaths:
+        return StatePaths(self.state_dir).registry(self.registry)
+
+    @property
+    def registry_ca(self) -> Path | None:
+        """The CA a client needs to trust the registry: the project's own for a local TLS one."""
+        return (
+            self.registry_paths.ca_cert if self.registry_is_local and self.registry_auth else None
+        )
+
+    @property
+    def registry_scheme(self) -> str:
+        """Plain HTTP only for a local registry without auth; TLS everywhere else."""
+        return "http" if self.registry_is_local and not self.registry_auth else "https"
+
+    @property
     def owns_base_image(self) -> bool:
         """True when the base image is the one this project makes and pushes itself."""
         return self.registry_is_local and self.base_image.startswith(f"{self.registry}/")
@@ -120,25 +144,69 @@ class StatePaths:
     def dockerd_log(self) -> Path:
         return self.root / "dockerd.log"
 
-    @property
-    def registry_pid(self) -> Path:
-        return self.root / "registry.pid"
+    def registry(self, address: str) -> RegistryPaths:
+        """The files of the local registry at `address` (127.0.0.1:5000 keeps registry/)."""
+        port = address.rpartition(":")[2]
+        return RegistryPaths(self.root / ("registry" if port == "5000" else f"registry-{port}"))
 
-    @property
-    def registry_log(self) -> Path:
-        return self.root / "registry.log"
-
-    @property
-    def registry_config(self) -> Path:
-        return self.root / "registry" / "config.yml"
-
-    @property
-    def registry_data(self) -> Path:
-        return self.root / "registry" / "data"
+    def registries(self) -> list[RegistryPaths]:
+        """Every local registry `inv up` has started here (for `inv down`)."""
+        return [
+            RegistryPaths(path) for path in sorted(self.root.glob("registry*")) if path.is_dir()
+        ]
 
     @property
     def apt_log(self) -> Path:
         return self.root / "apt.log"
+
+
+@dataclass(frozen=True)
+class RegistryPaths:
+    """One local registry's files: config, data, pid, log; with auth, its TLS and htpasswd."""
+
+    root: Path
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "registry.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "registry.log"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yml"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def ca_cert(self) -> Path:
+        """The project's own CA: trusted by the engine (certs.d) and nothing else."""
+        return self.root / "tls" / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "tls" / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "tls" / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "tls" / "server.key"
+
+    @property
+    def htpasswd(self) -> Path:
+        return self.root / "htpasswd"
+
+    @property
+    def password(self) -> Path:
+        """The generated password of REGISTRY_USER, readable by root only."""
+        return self.root / "password"
 
 
 def _as_bool(key: str, value: Any) -> bool:

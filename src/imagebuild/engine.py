@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from python_on_whales import DockerClient, DockerException
+from python_on_whales.utils import run
 
 from imagebuild.config import Settings, redact_url
 from imagebuild.errors import ImageBuildError
@@ -284,8 +285,37 @@ def _image_size(docker: DockerClient, reference: str) -> int:
 
 
 def _login(docker: DockerClient, server: str, username: str, password: str) -> None:
+    # python-on-whales' own login lets docker's output through to the terminal; this is the
+    # same call (password on standard input) with the output captured for a one-line error.
+    command = [*docker.docker_cmd, "login", "--password-stdin", "--username", username, server]
     with docker_errors(f"cannot log in to {server}"):
-        docker.login(server=server, username=username, password=password)
+        run(command, input=password.encode(), capture_stdout=True, capture_stderr=True)
+
+
+def _container_builder(
+    docker: DockerClient, name: str, image: str, config: Path | None, endpoint: str
+) -> str | None:
+    """A running docker-container builder `name` on `image`: None when it runs, else why not."""
+    with contextlib.suppress(DockerException):
+        # --bootstrap fails unless the builder's container runs (or can be started).
+        if docker.buildx.inspect(name, bootstrap=True).driver == "docker-container":
+            return None
+        docker.buildx.remove(name)
+    try:
+        docker.buildx.create(
+            endpoint or None,
+            name=name,
+            driver="docker-container",
+            # Host network: the builder reaches a registry on 127.0.0.1 as the engine does.
+            driver_options={"image": image, "network": "host"},
+            config=config,
+            bootstrap=True,
+        )
+    except DockerException as error:
+        with contextlib.suppress(DockerException):
+            docker.buildx.remove(name)
+        return _first_line(error)
+    return None
 
 
 class Engine:
@@ -324,3 +354,7 @@ class Engine:
 
     def login(self, server: str, username: str, password: str) -> None:
         _login(self._docker, server, username, password)
+
+    def container_builder(self, name: str, image: str, config: Path | None) -> str | None:
+        """Start (or reuse) a docker-container builder; None when it runs, else the reason."""
+        return _container_builder(self._docker, name, image, config, self.host)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from imagebuild import baseimage
+from imagebuild import baseimage, registryauth
 from imagebuild.config import Settings, StatePaths
 from imagebuild.debian import install_engine, install_packages, require_root_debian
 from imagebuild.engine import Engine
@@ -41,6 +41,16 @@ http:
   addr: {address}
   headers:
     X-Content-Type-Options: [nosniff]
+"""
+# Appended for `registry_auth`: ECR-like, nothing without a login, and TLS.
+REGISTRY_AUTH_CONFIG = """\
+  tls:
+    certificate: {certificate}
+    key: {key}
+auth:
+  htpasswd:
+    realm: audiobook-tts
+    path: {htpasswd}
 """
 
 
@@ -121,13 +131,26 @@ def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> No
     printer(f"engine: up (Docker {facts.server_version}, buildx {facts.buildx_version})")
 
 
+def registry_config(settings: Settings) -> str:
+    """docker-registry's configuration: plain HTTP, or htpasswd and TLS with `registry_auth`."""
+    paths = settings.registry_paths
+    config = REGISTRY_CONFIG.format(data=paths.data, address=settings.registry)
+    if settings.registry_auth:
+        config += REGISTRY_AUTH_CONFIG.format(
+            htpasswd=paths.htpasswd, certificate=paths.server_cert, key=paths.server_key
+        )
+    return config
+
+
 def ensure_registry(settings: Settings, paths: StatePaths, printer: Printer) -> None:
     if not settings.registry_is_local:
-        printer(f"registry: {settings.registry} is remote; not started here (`inv login --ecr`)")
+        printer(f"registry: {settings.registry} is remote; not started here (`inv login`)")
         return
-    registry = RegistryClient(settings.registry)
-    if registry.answers():
-        printer(f"registry: up at {settings.registry}")
+    registry_paths = settings.registry_paths
+    mode = "htpasswd + TLS" if settings.registry_auth else "plain HTTP"
+    if RegistryClient.for_settings(settings).answers():
+        printer(f"registry: up at {settings.registry} ({mode})")
+        _log_in_locally(settings, printer)
         return
     port = settings.registry.rpartition(":")[2]
     if not port.isdigit():
@@ -135,20 +158,44 @@ def ensure_registry(settings: Settings, paths: StatePaths, printer: Printer) -> 
     if shutil.which("docker-registry") is None:
         require_root_debian("the local registry (Debian's docker-registry) is not installed")
         install_packages(["docker-registry"], paths, printer)
-    paths.registry_data.mkdir(parents=True, exist_ok=True)
-    config = REGISTRY_CONFIG.format(data=paths.registry_data, address=settings.registry)
-    if not paths.registry_config.exists() or paths.registry_config.read_text() != config:
-        paths.registry_config.write_text(config)
+    if settings.registry_auth:
+        registryauth.ensure_tls(registry_paths, settings.registry, printer)
+        registryauth.ensure_htpasswd(registry_paths, paths, printer)
+        registryauth.trust_for_engine(registry_paths, settings.registry)
+    registry_paths.data.mkdir(parents=True, exist_ok=True)
+    config = registry_config(settings)
+    if not registry_paths.config.exists() or registry_paths.config.read_text() != config:
+        registry_paths.config.write_text(config)
     printer(
-        f"registry: starting docker-registry on {settings.registry} (log: {paths.registry_log})"
+        f"registry: starting docker-registry on {settings.registry}, {mode} "
+        f"(log: {registry_paths.log})"
     )
     process = start_background(
-        ["docker-registry", "serve", str(paths.registry_config)],
-        paths.registry_log,
-        paths.registry_pid,
+        ["docker-registry", "serve", str(registry_paths.config)],
+        registry_paths.log,
+        registry_paths.pid,
     )
-    wait_until(registry.answers, process, 30, "docker-registry", paths.registry_log)
-    printer(f"registry: up at {settings.registry} (data: {paths.registry_data})")
+    client = RegistryClient.for_settings(settings)
+    wait_until(client.answers, process, 30, "docker-registry", registry_paths.log)
+    printer(f"registry: up at {settings.registry} (data: {registry_paths.data})")
+    _log_in_locally(settings, printer)
+
+
+def _log_in_locally(settings: Settings, printer: Printer) -> None:
+    """The engine logs in to the authenticated local registry with the password made for it."""
+    if not settings.registry_auth:
+        return
+    registry_paths = settings.registry_paths
+    client = RegistryClient.for_settings(settings)
+    if client.status() == 200:
+        return  # the stored login works already
+    Engine.of(settings).login(
+        settings.registry, registryauth.REGISTRY_USER, registryauth.read_password(registry_paths)
+    )
+    printer(
+        f"registry: logged the engine in as {registryauth.REGISTRY_USER} "
+        f"(password in {registry_paths.password})"
+    )
 
 
 def up(settings: Settings, printer: Printer) -> None:
@@ -166,11 +213,16 @@ def platform_is_up(settings: Settings) -> bool:
     """Cheap check used before a build: engine and registry answer."""
     if not Engine.of(settings).answers():
         return False
-    return not settings.registry_is_local or RegistryClient(settings.registry).answers()
+    return not settings.registry_is_local or RegistryClient.for_settings(settings).answers()
 
 
 def down(settings: Settings, printer: Printer) -> None:
     """Stop what `inv up` started, by pid; data (images, cache, registry blobs) is kept."""
     paths = StatePaths(settings.state_dir)
-    stop_pid(paths.registry_pid, "registry", printer)
+    for registry in paths.registries():
+        if registry.pid.exists():
+            stop_pid(registry.pid, f"registry ({registry.root.name})", printer)
+    legacy = paths.root / "registry.pid"  # where the pid file was kept before 2026-11-22
+    if legacy.exists():
+        stop_pid(legacy, "registry", printer)
     stop_pid(paths.dockerd_pid, "engine", printer)

@@ -1,12 +1,23 @@
-"""A small client of the OCI distribution API, for the local registry (no Docker CLI needed)."""
+"""A small client of the OCI distribution API, for the local registry (no Docker CLI needed).
+
+Plain HTTP for the default local registry; HTTPS with the project's CA and basic auth for the
+authenticated one (`inv up --registry-auth`), with the credentials `docker login` stored.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from imagebuild.config import Settings
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -37,26 +48,94 @@ class Reference:
         return cls(registry=registry, repository=repository, tag=tag)
 
 
+def docker_config_path() -> Path:
+    """Where the docker CLI keeps its logins: $DOCKER_CONFIG, else ~/.docker."""
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+
+
+def stored_credentials(registry: str) -> tuple[str, str] | None:
+    """The user and password `docker login` stored for `registry`, if any (plain store only)."""
+    try:
+        auths = json.loads(docker_config_path().read_text(encoding="utf-8")).get("auths", {})
+        encoded = str(auths.get(registry, {}).get("auth", ""))
+        user, sep, password = base64.b64decode(encoded).decode().partition(":")
+    except (OSError, ValueError, binascii.Error, AttributeError):
+        return None
+    return (user, password) if sep else None
+
+
 class RegistryClient:
-    """Read manifests and configs from a plain-HTTP registry such as 127.0.0.1:5000."""
+    """Read manifests and configs from a registry: 127.0.0.1:5000 over HTTP, or over HTTPS."""
 
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
-        self.base = f"http://{address}/v2"
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 5.0,
+        scheme: str = "http",
+        ca_file: Path | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        self.base = f"{scheme}://{address}/v2"
         self.timeout = timeout
+        # A CA not made yet (the registry is not up either) verifies nothing: no answer.
+        usable = ca_file is not None and ca_file.exists()
+        self.context = ssl.create_default_context(cafile=str(ca_file) if usable else None)
+        self.credentials = credentials
 
-    def _get(self, path: str, accept: str | None = None) -> tuple[bytes, str]:
-        request = urllib.request.Request(f"{self.base}{path}")  # noqa: S310 - http to our registry
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, credentials: tuple[str, str] | None = None
+    ) -> RegistryClient:
+        """The configured registry, with the login `docker login` stored unless one is given."""
+        return cls(
+            settings.registry,
+            scheme=settings.registry_scheme,
+            ca_file=settings.registry_ca,
+            credentials=credentials or stored_credentials(settings.registry),
+        )
+
+    def _get(
+        self, path: str, accept: str | None = None, credentials: tuple[str, str] | None = None
+    ) -> tuple[bytes, str]:
+        request = urllib.request.Request(f"{self.base}{path}")  # noqa: S310 - our registry
         if accept:
             request.add_header("Accept", accept)
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+        credentials = credentials or self.credentials
+        if credentials is not None:
+            token = base64.b64encode(":".join(credentials).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=self.timeout, context=self.context
+        ) as response:
             return response.read(), str(response.headers.get("Content-Type", ""))
 
-    def answers(self) -> bool:
+    def status(self) -> int | None:
+        """HTTP status of GET /v2/ (200 open or logged in, 401 needs a login); None: no answer."""
         try:
             self._get("/")
+        except urllib.error.HTTPError as error:
+            return error.code
         except (urllib.error.URLError, OSError, ValueError):
-            return False
+            return None
+        return 200
+
+    def accepts(self, credentials: tuple[str, str]) -> bool | None:
+        """Whether the registry takes these credentials; None where it wants a token instead of
+        basic auth (Docker Hub, GHCR, ECR), which only `docker login` can try."""
+        try:
+            self._get("/", credentials=credentials)
+        except urllib.error.HTTPError as error:
+            challenge = str(error.headers.get("WWW-Authenticate", ""))
+            if error.code == 401 and challenge.lower().startswith("basic"):
+                return False
+            return None
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
         return True
+
+    def answers(self) -> bool:
+        """A registry answers, whether or not it wants a login."""
+        return self.status() in (200, 401)
 
     def manifest(self, repository: str, tag: str) -> dict[str, Any] | None:
         """The manifest (an index resolved to its linux/amd64 entry), or None if absent."""

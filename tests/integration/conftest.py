@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
+from imagebuild import localplatform, registryauth
 from imagebuild import sandbox as sandbox_module
 from imagebuild.build import build, copy_tree
-from imagebuild.config import Settings
+from imagebuild.config import Settings, StatePaths
 from imagebuild.plan import BuildRequest
 from imagebuild.report import BuildReport
 
@@ -76,3 +78,46 @@ def sandbox(settings: Settings, docker_client: DockerClient) -> Iterator[Sandbox
         yield Sandbox(box.settings(settings), DockerClient(host=box.host))
     finally:
         sandbox_module.stop(box, print)
+
+
+@pytest.fixture(scope="session")
+def classic_sandbox(settings: Settings, docker_client: DockerClient) -> Iterator[Sandbox]:
+    """A second engine with the classic image store, as CodeBuild's and most CI runners' are."""
+    box = sandbox_module.sandbox(
+        settings, "classic", containerd_store=False, cidr="172.17.201.0/24"
+    )
+    sandbox_module.start(box, print, fresh=True)
+    try:
+        yield Sandbox(box.settings(settings), DockerClient(host=box.host))
+    finally:
+        sandbox_module.stop(box, print)
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    """The authenticated local registry (htpasswd + TLS) on a port of the tests' own."""
+
+    settings: Settings
+    password: str
+    docker_config: Path
+
+
+@pytest.fixture(scope="session")
+def auth_registry(
+    settings: Settings, docker_client: DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AuthRegistry]:
+    """Started as `inv up --registry-auth` starts it. The docker CLI's logins go to a config
+    of the tests' own (DOCKER_CONFIG), so a login made here never reaches yours."""
+    docker_config = tmp_path_factory.mktemp("docker-config")
+    previous = os.environ.get("DOCKER_CONFIG")
+    os.environ["DOCKER_CONFIG"] = str(docker_config)
+    auth_settings = replace(settings, registry="127.0.0.1:5444", registry_auth=True)
+    try:
+        localplatform.ensure_registry(auth_settings, StatePaths(settings.state_dir), print)
+        password = registryauth.read_password(auth_settings.registry_paths)
+        yield AuthRegistry(auth_settings, password, docker_config)
+    finally:
+        if previous is None:
+            os.environ.pop("DOCKER_CONFIG", None)
+        else:
+            os.environ["DOCKER_CONFIG"] = previous
