@@ -6,6 +6,7 @@ Thin on purpose: each task turns its flags into a typed value and calls one func
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,16 +19,22 @@ from imagebuild import account as account_module
 from imagebuild import bench as bench_module
 from imagebuild import benchresults, cachecheck, localplatform
 from imagebuild import build as build_module
+from imagebuild import ci as ci_module
 from imagebuild import locks as locks_module
-from imagebuild.cli import clear_errors, say, settings_from, split_values
+from imagebuild.cli import clear_errors, say, settings_from, split_values, with_registry_auth
 from imagebuild.plan import BuildRequest
 
 
-@task
+@task(
+    help={
+        "registry_auth": "run the local registry with htpasswd and TLS, like ECR (same as "
+        "INVOKE_IMAGEBUILD_REGISTRY_AUTH=true); the engine is logged in to it",
+    }
+)
 @clear_errors
-def up(c: Context) -> None:
+def up(c: Context, registry_auth: bool = False) -> None:
     """Bring up the local build platform: engine + buildx, registry on 127.0.0.1:5000, base image."""
-    localplatform.up(settings_from(c.config), say)
+    localplatform.up(with_registry_auth(settings_from(c.config), registry_auth), say)
 
 
 @task
@@ -133,13 +140,26 @@ def stages(c: Context) -> None:
     build_module.print_stages(settings_from(c.config), say)
 
 
-@task(help={"ecr": "log in to the configured ECR registry with a token from the AWS CLI"})
+@task(
+    help={
+        "ecr": "use the AWS CLI's 12-hour ECR token (the default for an ECR registry)",
+        "username": "registry user (default: REGISTRY_USERNAME; the local registry's own user)",
+        "password_stdin": "read the password from standard input (else: REGISTRY_PASSWORD)",
+        "registry_auth": "the configured local registry is the authenticated one (htpasswd + TLS)",
+    }
+)
 @clear_errors
-def login(c: Context, ecr: bool = False) -> None:
-    """Log the engine in to the configured remote registry (CodeBuild: `inv login --ecr`)."""
-    if not ecr:
-        raise SystemExit("only `inv login --ecr` is supported; a local registry needs no login")
-    account_module.login_ecr(settings_from(c.config), say)
+def login(
+    c: Context,
+    ecr: bool = False,
+    username: str = "",
+    password_stdin: bool = False,
+    registry_auth: bool = False,
+) -> None:
+    """Log the engine in to the configured registry; a password never goes on the command line."""
+    settings = with_registry_auth(settings_from(c.config), registry_auth)
+    stdin = sys.stdin if password_stdin else None
+    account_module.login(settings, say, ecr, username, stdin, os.environ)
 
 
 @task(help={"last": "how many builds to show (newest last)", "json": "print the JSON lines"})
@@ -191,3 +211,10 @@ def bench(
     )
     if publish:
         benchresults.publish(out_dir, settings.root, say)
+
+
+@task(help={"no_smoke": "build and push only; skip the smoke test (nox -s smoke)"})
+@clear_errors
+def ci(c: Context, no_smoke: bool = False) -> None:
+    """What every CI runs: build with the registry cache, push, smoke test, write a summary."""
+    ci_module.run_ci(settings_from(c.config), say, smoke=not no_smoke)
