@@ -20,6 +20,7 @@ from imagebuild import bench as bench_module
 from imagebuild import benchresults, cachecheck, localplatform
 from imagebuild import build as build_module
 from imagebuild import ci as ci_module
+from imagebuild import doctor as doctor_module
 from imagebuild import locks as locks_module
 from imagebuild.cli import clear_errors, say, settings_from, split_values, with_registry_auth
 from imagebuild.plan import BuildRequest
@@ -218,3 +219,17 @@ def bench(
 def ci(c: Context, no_smoke: bool = False) -> None:
     """What every CI runs: build with the registry cache, push, smoke test, write a summary."""
     ci_module.run_ci(settings_from(c.config), say, smoke=not no_smoke)
+
+
+@task(
+    help={
+        "registry_auth": "check the authenticated local registry (htpasswd + TLS)",
+        "codebuild": "also check this CodeBuild project with boto3: its cache, the image in "
+        "ECR, CACHED steps in its newest build's log",
+    }
+)
+@clear_errors
+def doctor(c: Context, registry_auth: bool = False, codebuild: str = "") -> None:
+    """What the engine at hand supports (store, drivers, cache exporters, registry, login), with fixes."""
+    settings = with_registry_auth(settings_from(c.config), registry_auth)
+    doctor_module.run_doctor(settings, say, codebuild)

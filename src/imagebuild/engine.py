@@ -314,7 +314,7 @@ def _container_builder(
     except DockerException as error:
         with contextlib.suppress(DockerException):
             docker.buildx.remove(name)
-        return _first_line(error)
+        return _first_line(error).removeprefix("ERROR: ")
     return None
 
 

@@ -4,6 +4,7 @@ and sizes are shortened for a terminal line."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # Every function that talks to a person takes one: `print` in tasks, a list's append in tests.
 Printer = Callable[[str], None]
@@ -25,3 +26,17 @@ def human_bytes(count: int | None, compact: bool = False) -> str:
             return f"{count}{gap}B" if unit == "B" else f"{value:.1f}{gap}{unit}"
         value /= 1000
     return f"{count}{gap}B"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `inv doctor`: ok, warn (works, at a cost) or FAIL, and the fix."""
+
+    name: str
+    state: str  # "ok", "warn" or "FAIL"
+    detail: str
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        head = f"{self.state:<5} {self.name}: {self.detail}"
+        return [head, f"      fix: {self.fix}"] if self.fix and self.state != "ok" else [head]

@@ -104,16 +104,18 @@ def test_project_modules_are_imported_at_the_top_of_the_file_only() -> None:
 
 def test_python_on_whales_is_used_by_engine_py_only() -> None:
     users = sorted(
-        name
-        for name, tree in modules().items()
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        and any(
-            (alias.name if isinstance(node, ast.Import) else node.module or "").startswith(
-                "python_on_whales"
+        {
+            name
+            for name, tree in modules().items()
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            and any(
+                (alias.name if isinstance(node, ast.Import) else node.module or "").startswith(
+                    "python_on_whales"
+                )
+                for alias in node.names
             )
-            for alias in node.names
-        )
+        }
     )
     assert users == ["imagebuild.engine"]
 
