@@ -33,13 +33,16 @@ def install_locked(session: nox.Session, *locks: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format), mypy, hadolint, and the lock freshness check."""
+    """ruff (lint and format), mypy, hadolint, actionlint, and the lock freshness check."""
     # The service's own dependencies too, so mypy checks it against real signatures.
     install_locked(session, DEV_LOCK, SERVICE_LOCK)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "src", "tasks.py", "noxfile.py")
     session.run("hadolint", *sorted(str(path) for path in Path("docker").glob("*/Dockerfile")))
+    session.run(
+        "actionlint", *sorted(str(path) for path in Path(".github/workflows").glob("*.yml"))
+    )
     session.run("inv", "lock", "--check")
 
 

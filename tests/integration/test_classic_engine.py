@@ -1,6 +1,7 @@
 """An engine with the classic image store (CodeBuild's, most CI runners'): `--cache registry`
 goes through a docker-container builder, or falls back to inline cache with one line, and a
-second runner still gets the heavy steps from the registry. Real engine, real registry."""
+second runner still gets the heavy steps through the authenticated registry. Real engine,
+real registry."""
 
 from __future__ import annotations
 
@@ -15,23 +16,23 @@ from imagebuild.engine import Engine
 from imagebuild.plan import BuildRequest
 from imagebuild.registry import Reference, RegistryClient
 
-from .conftest import TEST_IMAGE, Sandbox
+from .conftest import TEST_IMAGE, AuthRegistry, Sandbox
 
 pytestmark = pytest.mark.docker
 HEAVY = ("[torch 2/2] RUN", "[dependencies 2/2] RUN")
 
 
 def test_registry_cache_on_the_classic_store_builds_and_a_fresh_runner_reuses_it(
-    classic_sandbox: Sandbox, scratch_repo: Path, tmp_path: Path
+    classic_sandbox: Sandbox, auth_registry: AuthRegistry, scratch_repo: Path, tmp_path: Path
 ) -> None:
     assert not Engine.of(classic_sandbox.settings).facts().containerd_store
     image = f"{TEST_IMAGE}-classic-{uuid.uuid4().hex[:8]}"
     settings = replace(
-        classic_sandbox.settings,
+        auth_registry.settings,
+        docker_host=classic_sandbox.settings.docker_host,
         root=scratch_repo,
         dockerfile=scratch_repo / "docker/tts/Dockerfile",
         log_dir=scratch_repo / "build-logs",
-        state_dir=tmp_path / "state",
         image=image,
         builder_name=f"it-{uuid.uuid4().hex[:8]}",
     )
@@ -49,7 +50,7 @@ def test_registry_cache_on_the_classic_store_builds_and_a_fresh_runner_reuses_it
         assert "could not start" in fallback[0] and tag in fallback[0]
         assert first.cache_mode == "inline"
     reference = Reference.parse(tag)
-    assert reference.tag in RegistryClient(settings.registry).tags(reference.repository)
+    assert reference.tag in RegistryClient.for_settings(settings).tags(reference.repository)
 
     # Runner B: nothing local, only the registry.
     classic_sandbox.docker.image.remove(tag, force=True)
