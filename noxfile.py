@@ -17,6 +17,8 @@ nox.options.error_on_missing_interpreters = True
 PYTHON = "3.11"
 DEV_LOCK = "requirements/dev.txt"
 SERVICE_LOCK = "requirements/service.txt"
+# The csm engine's tests run a tiny model on the CPU: torch (the local CPU wheel) and the csm lock.
+CSM_LOCKS = ("requirements/torch-cpu.txt", "requirements/csm.txt")
 
 
 def pytest_args(session: nox.Session, *default_paths: str) -> list[str]:
@@ -56,7 +58,7 @@ def lock(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
-    install_locked(session, DEV_LOCK, SERVICE_LOCK)
+    install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS)
     session.run(
         "pytest",
         "--junitxml=build-logs/junit-tests.xml",

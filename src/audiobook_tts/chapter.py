@@ -106,6 +106,20 @@ def master(speech: Samples, rate: int) -> Samples:
 Progress = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class RenderedChapter:
+    """A mastered chapter, its measured levels, and the sentences that reached the engine's
+    length bound (possibly cut short: named, never hidden)."""
+
+    samples: Samples
+    rate: int
+    levels: LevelReport
+    at_length_bound: tuple[str, ...] = ()
+
+    def report(self) -> dict[str, object]:
+        return {**self.levels.as_dict(), "sentences_at_length_bound": list(self.at_length_bound)}
+
+
 def render_chapter(
     engine: Engine,
     text: str,
@@ -113,16 +127,19 @@ def render_chapter(
     speed: float = 1.0,
     progress: Progress | None = None,
     seed: int = 0,
-) -> tuple[Samples, int, LevelReport]:
+) -> RenderedChapter:
     """Synthesise, join, master; returns 44.1 kHz samples and their measured levels."""
     pieces = list(chunks(text))
     if not pieces:
         raise ChapterError("the chapter has no sentence to speak")
     rng = np.random.default_rng(seed)
     parts: list[Samples] = []
+    bounded: list[str] = []
     for number, piece in enumerate(pieces, start=1):
-        spoken = trim(engine.synthesize(piece.text, voice, speed))
-        parts.append(resample(spoken, engine.sample_rate, MASTER_RATE))
+        audio = engine.synthesize(piece.text, voice, speed)
+        if audio.hit_bound:
+            bounded.append(piece.text)
+        parts.append(resample(trim(audio.samples), audio.rate, MASTER_RATE))
         if piece.pause_after:
             parts.append(np.zeros(int(piece.pause_after * MASTER_RATE), dtype=np.float32))
         if progress is not None:
@@ -133,4 +150,4 @@ def render_chapter(
     head = room_tone(int(HEAD_SECONDS * MASTER_RATE), rng)
     tail = room_tone(int(TAIL_SECONDS * MASTER_RATE), rng)
     full = np.concatenate([head, speech, tail]).astype(np.float32)
-    return full, MASTER_RATE, measure(full, MASTER_RATE)
+    return RenderedChapter(full, MASTER_RATE, measure(full, MASTER_RATE), tuple(bounded))

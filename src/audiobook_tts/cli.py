@@ -13,13 +13,29 @@ import uvicorn
 from audiobook_tts.app import create_app
 from audiobook_tts.audio import FORMATS, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
-from audiobook_tts.config import ServiceSettings
-from audiobook_tts.engines import EngineError, load_engine
+from audiobook_tts.config import ENGINE_NAMES, ServiceSettings, SettingsError
+from audiobook_tts.engines import EngineError, check_engine, load_engine
 from audiobook_tts.healthcheck import check
 
 
+def _settings() -> ServiceSettings | None:
+    try:
+        return ServiceSettings.from_environ()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
-    settings = ServiceSettings.from_environ()
+    settings = _settings()
+    if settings is None:
+        return 2
+    try:
+        for name in settings.engines:
+            check_engine(name, settings)  # a missing model file: one line, before any loading
+    except EngineError as error:
+        print(f"error: the {name} engine cannot start: {error}", file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port or settings.port
     # uvicorn handles SIGTERM itself: in-flight requests finish, then the process exits.
@@ -52,8 +68,11 @@ def _chapter(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as error:
         print(f"error: cannot read {source}: {error}", file=sys.stderr)
         return 2
+    settings = _settings()
+    if settings is None:
+        return 2
     try:
-        engine = load_engine(args.engine)
+        engine = load_engine(args.engine, settings)
         voices = {voice.id for voice in engine.voices()}
         if args.voice not in voices:
             print(
@@ -66,18 +85,20 @@ def _chapter(args: argparse.Namespace) -> int:
             if done == total or done % 20 == 0:
                 print(f"  {done}/{total} sentences", file=sys.stderr, flush=True)
 
-        samples, rate, levels = render_chapter(engine, text, args.voice, args.speed, progress)
+        rendered = render_chapter(engine, text, args.voice, args.speed, progress)
     except (EngineError, ChapterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(output.name + ".part")
-    temporary.write_bytes(encode(samples, rate, response_format))
+    temporary.write_bytes(encode(rendered.samples, rendered.rate, response_format))
     temporary.replace(output)  # never a half-written chapter under the real name
-    report = {**levels.as_dict(), "format": response_format, "source": str(source)}
+    report = {**rendered.report(), "format": response_format, "source": str(source)}
     output.with_name(output.name + ".json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
-    return 0 if levels.meets_acx() else 3
+    for sentence in rendered.at_length_bound:
+        print(f"warning: reached the length bound: {sentence[:80]}", file=sys.stderr)
+    return 0 if rendered.levels.meets_acx() else 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chapter.add_argument("--voice", default="alloy", help="voice id (GET /v1/voices lists them)")
     chapter.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0")
-    chapter.add_argument("--engine", default="espeak", help="speech engine")
+    chapter.add_argument(
+        "--engine",
+        default="espeak",
+        choices=ENGINE_NAMES,
+        help="speech engine (csm reads AUDIOBOOK_TTS_CSM_MODEL)",
+    )
     chapter.set_defaults(handler=_chapter)
     return parser
 

@@ -6,32 +6,61 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+ENGINE_NAMES = ("espeak", "csm")
+
+
+class SettingsError(ValueError):
+    """An AUDIOBOOK_TTS_* value that cannot be used; the message names it."""
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
     host: str = "127.0.0.1"
     port: int = 8000
+    # The engines to load, in order; the first is what `tts-1` and `tts-1-hd` mean.
     engines: tuple[str, ...] = ("espeak",)
     max_input_chars: int = 4096
     max_concurrency: int = 2
     # Requests waiting for a synthesis slot; beyond running + waiting, 429 at once.
     max_queue: int = 8
     max_body_bytes: int = 1_048_576
+    # The csm engine: a mounted model directory, reference clips, and the device.
+    csm_model: str = ""
+    csm_voices: str = ""
+    device: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
         env = os.environ if environ is None else environ
         defaults = cls()
+        engines = tuple(
+            name.strip()
+            for name in env.get("AUDIOBOOK_TTS_ENGINES", ",".join(defaults.engines)).split(",")
+            if name.strip()
+        )
+        unknown = [name for name in engines if name not in ENGINE_NAMES]
+        if unknown or not engines:
+            raise SettingsError(
+                f"AUDIOBOOK_TTS_ENGINES: unknown engine(s) {', '.join(unknown) or '(none given)'}; "
+                f"known: {', '.join(ENGINE_NAMES)}"
+            )
+
+        def number(name: str, default: int) -> int:
+            value = env.get(name, str(default))
+            try:
+                return int(value)
+            except ValueError:
+                raise SettingsError(f"{name}={value!r} is not a whole number") from None
+
         return cls(
             host=env.get("AUDIOBOOK_TTS_HOST", defaults.host),
-            port=int(env.get("AUDIOBOOK_TTS_PORT", defaults.port)),
-            engines=tuple(
-                name.strip()
-                for name in env.get("AUDIOBOOK_TTS_ENGINES", ",".join(defaults.engines)).split(",")
-                if name.strip()
-            ),
-            max_input_chars=int(env.get("AUDIOBOOK_TTS_MAX_INPUT", defaults.max_input_chars)),
-            max_concurrency=int(env.get("AUDIOBOOK_TTS_MAX_CONCURRENCY", defaults.max_concurrency)),
-            max_queue=int(env.get("AUDIOBOOK_TTS_MAX_QUEUE", defaults.max_queue)),
-            max_body_bytes=int(env.get("AUDIOBOOK_TTS_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            port=number("AUDIOBOOK_TTS_PORT", defaults.port),
+            engines=engines,
+            max_input_chars=number("AUDIOBOOK_TTS_MAX_INPUT", defaults.max_input_chars),
+            max_concurrency=number("AUDIOBOOK_TTS_MAX_CONCURRENCY", defaults.max_concurrency),
+            max_queue=number("AUDIOBOOK_TTS_MAX_QUEUE", defaults.max_queue),
+            max_body_bytes=number("AUDIOBOOK_TTS_MAX_BODY_BYTES", defaults.max_body_bytes),
+            csm_model=env.get("AUDIOBOOK_TTS_CSM_MODEL", ""),
+            csm_voices=env.get("AUDIOBOOK_TTS_CSM_VOICES", ""),
+            device=env.get("AUDIOBOOK_TTS_DEVICE", ""),
         )

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from audiobook_tts import app as app_module
+from audiobook_tts.app import create_app
 from audiobook_tts.config import ServiceSettings
-from audiobook_tts.engines import Voice
+from audiobook_tts.engines import Audio, Voice
 from audiobook_tts.engines.espeak import decode_wav_stream, parse_voice_table
 
 
@@ -27,16 +27,19 @@ class ToneEngine:
     def voices(self) -> list[Voice]:
         return [Voice(id="alloy", engine="tone", language="en", name="Alloy")]
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+    def facts(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "device": self.device}
+
+    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
         seconds = 0.05 * len(text) / speed
         t = np.arange(int(self.sample_rate * seconds)) / self.sample_rate
-        return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        return Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), self.sample_rate)
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setattr(app_module, "load_engine", lambda name: ToneEngine())
-    with TestClient(app_module.create_app(ServiceSettings(engines=("tone",)))) as test_client:
+def client() -> Iterator[TestClient]:
+    app = create_app(ServiceSettings(engines=("tone",)), loader=lambda name, _: ToneEngine())
+    with TestClient(app) as test_client:
         yield test_client
 
 

@@ -1,15 +1,35 @@
-"""Speech engines, loaded by name."""
+"""Speech engines, loaded by name: `espeak` (espeak-ng, offline) and `csm` (Sesame CSM)."""
 
 from __future__ import annotations
 
-from audiobook_tts.engines.base import Engine, EngineError, Samples, Voice
+from audiobook_tts.config import ServiceSettings
+from audiobook_tts.engines.base import Audio, Engine, EngineError, EngineRefusal, Samples, Voice
+from audiobook_tts.engines.csm import CsmEngine, check_model_dir
 from audiobook_tts.engines.espeak import EspeakEngine
 
-__all__ = ["Engine", "EngineError", "Samples", "Voice", "load_engine"]
+__all__ = [
+    "Audio",
+    "Engine",
+    "EngineError",
+    "EngineRefusal",
+    "Samples",
+    "Voice",
+    "check_engine",
+    "load_engine",
+]
 
 
-def load_engine(name: str) -> Engine:
+def check_engine(name: str, settings: ServiceSettings) -> None:
+    """What can be checked before loading (in a second, at startup): a missing model file."""
+    if name == "csm":
+        check_model_dir(settings.csm_model)
+
+
+def load_engine(name: str, settings: ServiceSettings | None = None) -> Engine:
     """Load one engine by name; unknown names are a configuration error."""
+    settings = settings or ServiceSettings()
     if name == "espeak":
         return EspeakEngine()
-    raise ValueError(f"unknown engine {name!r}; known engines: espeak")
+    if name == "csm":
+        return CsmEngine.load(settings.csm_model, settings.device, settings.csm_voices)
+    raise ValueError(f"unknown engine {name!r}; known engines: espeak, csm")

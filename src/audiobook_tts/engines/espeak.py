@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from audiobook_tts.engines.base import EngineError, Samples, Voice
+from audiobook_tts.engines.base import Audio, EngineError, Samples, Voice
 
 DEFAULT_WPM = 175
 # espeak-ng's slowest rate; slower speech is made with longer gaps between words.
@@ -86,7 +86,6 @@ class EspeakEngine:
             raise EngineError("espeak-ng is not installed")
         self.binary = found
         self.version = self._version()
-        self.sample_rate = 22050
 
     def _run(self, args: list[str], text: str | None = None, timeout: float = 30.0) -> bytes:
         try:
@@ -131,7 +130,10 @@ class EspeakEngine:
     def has_voice(self, voice: str) -> bool:
         return voice in self._voice_table
 
-    def synthesize(self, text: str, voice: str, speed: float) -> Samples:
+    def facts(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "device": self.device}
+
+    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
         if voice not in self._voice_table:
             raise EngineError(f"unknown voice {voice!r}")
         espeak_voice = OPENAI_ALIASES.get(voice, voice)
@@ -142,5 +144,4 @@ class EspeakEngine:
             timeout=30.0 + len(text) / 50.0,
         )
         rate, samples = decode_wav_stream(data)
-        self.sample_rate = rate
-        return samples
+        return Audio(samples, rate)

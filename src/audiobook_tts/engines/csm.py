@@ -1,0 +1,258 @@
+"""Sesame CSM through Hugging Face transformers (`CsmForConditionalGeneration`).
+
+The model directory is mounted at run time (`AUDIOBOOK_TTS_CSM_MODEL`) and read offline; it
+is never downloaded. CUDA when there is one (bf16), else the CPU (float32);
+`AUDIOBOOK_TTS_DEVICE` decides otherwise. Output: 24 kHz mono float32 in [-1, 1].
+
+A voice is a speaker id, optionally with a reference clip (`<voice>.wav` + `<voice>.txt` in
+`AUDIOBOOK_TTS_CSM_VOICES`) given as context to every sentence, so a chapter keeps one voice.
+The length bound follows the text (12.5 frames a second, room for slow speech), and a
+sentence that reaches it is reported, never cut silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from audiobook_tts.audio import resample
+from audiobook_tts.engines.base import Audio, EngineError, EngineRefusal, Voice
+
+SAMPLE_RATE = 24_000
+FRAME_RATE = 12.5  # Mimi frames a second: one frame is 80 ms
+# Bound on frames: time for the text read slowly (8 characters a second), plus 2 s.
+SLOW_CHARACTERS_PER_SECOND = 8.0
+BOUND_EXTRA_SECONDS = 2.0
+SPEAKERS = 10
+OPENAI_SPEAKERS = {"alloy": 0, "echo": 1, "fable": 2, "onyx": 3, "nova": 4, "shimmer": 5}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+def check_model_dir(directory: str) -> Path:
+    """The model directory, or an EngineError naming the first thing missing from it."""
+    if not directory:
+        raise EngineError("AUDIOBOOK_TTS_CSM_MODEL is not set: mount a CSM model directory")
+    path = Path(directory)
+    if not path.is_dir():
+        raise EngineError(f"CSM model directory {path} does not exist (is it mounted?)")
+    config = path / "config.json"
+    if not config.is_file():
+        raise EngineError(f"CSM model directory {path} has no config.json")
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as error:
+        raise EngineError(f"{config} is not valid JSON: {error}") from error
+    if model_type != "csm":
+        raise EngineError(f"{config} is a {model_type!r} model, not csm")
+    for what, names in (
+        ("weights", WEIGHT_FILES),
+        ("tokenizer", TOKENIZER_FILES),
+        ("processor config", PROCESSOR_FILES),
+    ):
+        if not any((path / name).is_file() for name in names):
+            raise EngineError(f"CSM model directory {path} has no {what} ({' or '.join(names)})")
+    return path
+
+
+def frame_bound(text: str) -> int:
+    """Frames allowed for `text`: it read slowly, and then some; never the library's 10 s."""
+    seconds = len(text) / SLOW_CHARACTERS_PER_SECOND + BOUND_EXTRA_SECONDS
+    return math.ceil(seconds * FRAME_RATE)
+
+
+def pick_device(requested: str, cuda_available: bool) -> str:
+    if requested:
+        if requested.startswith("cuda") and not cuda_available:
+            raise EngineError(f"AUDIOBOOK_TTS_DEVICE={requested}, but torch sees no CUDA device")
+        return requested
+    return "cuda" if cuda_available else "cpu"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A voice's reference clip: its words and its 24 kHz samples."""
+
+    text: str
+    samples: np.ndarray[Any, np.dtype[np.float32]]
+
+
+def read_references(directory: str) -> dict[str, Reference]:
+    """`<voice>.wav` with `<voice>.txt` beside it, resampled to 24 kHz mono."""
+    found: dict[str, Reference] = {}
+    if not directory:
+        return found
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise EngineError(f"AUDIOBOOK_TTS_CSM_VOICES={folder} is not a directory")
+    for wav in sorted(folder.glob("*.wav")):
+        words = wav.with_suffix(".txt")
+        if not words.is_file():
+            raise EngineError(f"reference clip {wav} has no transcript {words.name} beside it")
+        data, rate = soundfile.read(wav, dtype="float32", always_2d=True)
+        mono = data.mean(axis=1).astype(np.float32)
+        found[wav.stem] = Reference(
+            words.read_text(encoding="utf-8").strip(), resample(mono, int(rate), SAMPLE_RATE)
+        )
+    return found
+
+
+class CsmEngine:
+    name = "csm"
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        device: str,
+        model_dir: str = "(in memory)",
+        references: dict[str, Reference] | None = None,
+    ) -> None:
+        import torch
+        import transformers
+
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.model_dir = model_dir
+        self.references = references or {}
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
+        # One generate at a time: the model's caches are not shared between threads.
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str, device: str = "", voices_dir: str = "") -> CsmEngine:
+        """Load offline from a mounted directory (HF_HUB_OFFLINE: nothing is downloaded)."""
+        path = check_model_dir(model_dir)
+        references = read_references(voices_dir)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import CsmForConditionalGeneration, CsmProcessor
+
+        chosen = pick_device(device, torch.cuda.is_available())
+        dtype = torch.bfloat16 if chosen.startswith("cuda") else torch.float32
+        try:
+            processor = CsmProcessor.from_pretrained(path, local_files_only=True)
+            model = CsmForConditionalGeneration.from_pretrained(
+                path, local_files_only=True, dtype=dtype
+            )
+        except (OSError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise EngineError(f"cannot load the CSM model from {path}: {first}") from error
+        return cls(model.to(chosen).eval(), processor, chosen, str(path), references)
+
+    def facts(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "device": self.device,
+            "dtype": self.dtype,
+            "model": self.model_dir,
+        }
+
+    def voices(self) -> list[Voice]:
+        listed = [
+            Voice(str(speaker), self.name, "en", f"speaker {speaker}")
+            for speaker in range(SPEAKERS)
+        ]
+        listed += [
+            Voice(alias, self.name, "en", f"{alias} (speaker {speaker})")
+            for alias, speaker in OPENAI_SPEAKERS.items()
+        ]
+        known = {voice.id for voice in listed}
+        listed += [
+            Voice(name, self.name, "en", f"{name} (reference clip)")
+            for name in self.references
+            if name not in known
+        ]
+        return sorted(listed, key=lambda voice: voice.id)
+
+    def speaker(self, voice: str) -> int:
+        if voice.isdigit() and int(voice) < SPEAKERS:
+            return int(voice)
+        if voice in OPENAI_SPEAKERS:
+            return OPENAI_SPEAKERS[voice]
+        if voice in self.references:
+            return 0
+        raise EngineError(f"unknown voice {voice!r}")
+
+    def conversation(self, text: str, voice: str) -> list[dict[str, Any]]:
+        """The voice's reference turn (if it has one), then the text to speak."""
+        role = str(self.speaker(voice))
+        turns: list[dict[str, Any]] = []
+        reference = self.references.get(voice)
+        if reference is not None:
+            turns.append(
+                {
+                    "role": role,
+                    "content": [
+                        {"type": "text", "text": reference.text},
+                        {"type": "audio", "path": reference.samples},
+                    ],
+                }
+            )
+        turns.append({"role": role, "content": [{"type": "text", "text": text}]})
+        return turns
+
+    def inputs(self, texts: list[str], voice: str) -> Any:
+        """Processor inputs for a batch of texts in one voice (left-padded)."""
+        prompts: list[str] = []
+        clips: list[Any] = []
+        for text in texts:
+            turns = self.conversation(text, voice)
+            prompts.append(
+                self.processor.apply_chat_template(
+                    turns, tokenize=False, add_generation_prompt=False
+                )
+            )
+            clips += [
+                part["path"]
+                for turn in turns
+                for part in turn["content"]
+                if part["type"] == "audio"
+            ]
+        return self.processor(text=prompts, audio=clips or None, add_special_tokens=False)
+
+    def generate(
+        self, texts: list[str], voice: str, frames: int | None = None, seed: int = 0
+    ) -> list[Audio]:
+        """Greedy decoding of a batch; `frames` fixes the length (min = max new tokens)."""
+        import torch
+
+        inputs = self.inputs(texts, voice).to(self.device)
+        bound = frames or max(frame_bound(text) for text in texts)
+        options: dict[str, Any] = {
+            "max_new_tokens": bound,
+            "do_sample": False,
+            "depth_decoder_do_sample": False,
+            "output_audio": True,
+            "return_dict_in_generate": True,
+        }
+        if frames is not None:
+            options["min_new_tokens"] = frames
+        with self.lock, torch.inference_mode():
+            torch.manual_seed(seed)
+            output = self.model.generate(**inputs, **options)
+        results: list[Audio] = []
+        eos = self.model.config.codebook_eos_token_id
+        for codes, audio in zip(output.sequences, output.audio, strict=True):
+            ended = bool((codes == eos).all(dim=-1).any())
+            samples = audio.float().cpu().numpy().astype(np.float32)
+            results.append(Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, hit_bound=not ended))
+        return results
+
+    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
+        if abs(speed - 1.0) > 1e-6:
+            raise EngineRefusal("speed: the csm engine speaks at 1.0 only")
+        self.speaker(voice)
+        return self.generate([text], voice)[0]

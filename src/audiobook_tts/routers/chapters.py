@@ -1,0 +1,57 @@
+"""A chapter to one mastered file (`POST /v1/audiobook/chapters`), ACX levels measured."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator
+
+from audiobook_tts.audio import CONTENT_TYPES, encode
+from audiobook_tts.chapter import ChapterError, render_chapter
+from audiobook_tts.engines import Engine
+from audiobook_tts.responses import error_response, refusal_response
+from audiobook_tts.routers.speech import not_blank
+from audiobook_tts.synthesis import Refused, Synthesis
+
+router = APIRouter()
+ChapterFormat = Literal["mp3", "wav", "flac"]
+
+
+class ChapterRequest(BaseModel):
+    model: str = Field(default="tts-1", max_length=100)
+    input: str = Field(min_length=1, max_length=100_000)
+    voice: str = Field(default="alloy", max_length=100)
+    response_format: ChapterFormat = "mp3"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+
+    _input = field_validator("input")(not_blank)
+
+
+@router.post("/v1/audiobook/chapters")
+async def chapter(request: Request, body: ChapterRequest) -> Response:
+    synthesis: Synthesis = request.app.state.synthesis
+
+    async def work(engine: Engine) -> Response:
+        try:
+            rendered = await synthesis.in_thread(
+                render_chapter, engine, body.input, body.voice, body.speed
+            )
+        except ChapterError as error:
+            return error_response(400, f"input: {error}", "input")
+        data = await synthesis.in_thread(
+            encode, rendered.samples, rendered.rate, body.response_format
+        )
+        report = {**rendered.report(), "format": body.response_format, "engine": engine.name}
+        return Response(
+            content=data,
+            media_type=CONTENT_TYPES[body.response_format],
+            headers={"X-Audiobook-Report": json.dumps(report, sort_keys=True)},
+        )
+
+    try:
+        return await synthesis.run(body.model, body.voice, work)
+    except Refused as refused:
+        return refusal_response(refused)

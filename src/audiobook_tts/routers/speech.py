@@ -1,0 +1,77 @@
+"""OpenAI-style speech (`POST /v1/audio/speech`) and the voices of every engine."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator
+
+from audiobook_tts.audio import CONTENT_TYPES, encode, output_rate
+from audiobook_tts.engines import Engine
+from audiobook_tts.responses import error_response, refusal_response
+from audiobook_tts.synthesis import Refused, Synthesis
+
+router = APIRouter()
+SpeechFormat = Literal["wav", "mp3", "flac", "opus", "pcm"]
+
+
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("input is empty or only whitespace")
+    return value
+
+
+class SpeechRequest(BaseModel):
+    model: str = Field(default="tts-1", max_length=100)
+    input: str = Field(min_length=1, max_length=4096)
+    voice: str = Field(default="alloy", max_length=100)
+    response_format: SpeechFormat = "wav"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+
+    _input = field_validator("input")(not_blank)
+
+
+@router.get("/v1/voices")
+@router.get("/v1/audio/voices")
+async def voices(request: Request) -> dict[str, Any]:
+    synthesis: Synthesis = request.app.state.synthesis
+    listed = [
+        {
+            "id": voice.id,
+            "engine": voice.engine,
+            "language": voice.language,
+            "name": voice.name,
+            "gender": voice.gender,
+        }
+        for engine in synthesis.engines.values()
+        for voice in engine.voices()
+    ]
+    return {"voices": listed, "models": synthesis.models()}
+
+
+@router.post("/v1/audio/speech")
+async def speech(request: Request, body: SpeechRequest) -> Response:
+    synthesis: Synthesis = request.app.state.synthesis
+    limit = synthesis.settings.max_input_chars
+    if len(body.input) > limit:
+        return error_response(400, f"input: at most {limit} characters", "input")
+
+    async def work(engine: Engine) -> Response:
+        audio = await synthesis.in_thread(engine.synthesize, body.input, body.voice, body.speed)
+        data = await synthesis.in_thread(encode, audio.samples, audio.rate, body.response_format)
+        headers = {
+            "X-Sample-Rate": str(output_rate(body.response_format, audio.rate)),
+            "X-Engine": engine.name,
+        }
+        if audio.hit_bound:
+            headers["X-Length-Bound-Reached"] = "true"
+        return Response(
+            content=data, media_type=CONTENT_TYPES[body.response_format], headers=headers
+        )
+
+    try:
+        return await synthesis.run(body.model, body.voice, work)
+    except Refused as refused:
+        return refusal_response(refused)

@@ -1,0 +1,216 @@
+"""The csm engine on a tiny random CSM made in-process (real transformers code on the CPU,
+seconds a request; `nox -s tests` installs torch and the csm lock): what it returns, that greedy decoding repeats itself, reference clips,
+length bounds, model routing, readiness, and a broken model directory's one-line error."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from fastapi.testclient import TestClient
+
+from audiobook_tts.app import create_app
+from audiobook_tts.config import ServiceSettings
+from audiobook_tts.engines import Audio, Engine, EngineError, Voice, load_engine
+from audiobook_tts.engines.csm import CsmEngine, check_model_dir, frame_bound
+from audiobook_tts.engines.csmrandom import save
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save(tmp_path_factory.mktemp("tiny-csm"))
+
+
+@pytest.fixture(scope="session")
+def voices_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("voices")
+    rng = np.random.default_rng(7)
+    clip = (0.1 * rng.standard_normal(16000)).astype(np.float32)  # 1 s at 16 kHz
+    soundfile.write(folder / "narrator.wav", clip, 16000)
+    (folder / "narrator.txt").write_text("This is how the narrator sounds.\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir: Path, voices_dir: Path) -> CsmEngine:
+    return CsmEngine.load(str(model_dir), "cpu", str(voices_dir))
+
+
+def test_audio_is_24khz_float32_finite_clipped_and_grows_with_the_text(engine: CsmEngine) -> None:
+    short = engine.synthesize("Hi.", "0", 1.0)
+    long = engine.synthesize("A much longer sentence, with many more words to say.", "0", 1.0)
+    for audio in (short, long):
+        assert audio.rate == 24000 and audio.samples.dtype == np.float32
+        assert np.isfinite(audio.samples).all() and np.abs(audio.samples).max() <= 1.0
+        assert audio.samples.size % 1920 == 0  # whole 80 ms frames
+    # Random weights rarely say "end": both run to their bound, which follows the text.
+    assert long.samples.size > short.samples.size
+    assert frame_bound("x" * 80) > frame_bound("x" * 8) > 10
+
+
+def test_greedy_decoding_gives_the_same_samples_twice(engine: CsmEngine) -> None:
+    first = engine.synthesize("The same words, twice.", "alloy", 1.0)
+    second = engine.synthesize("The same words, twice.", "alloy", 1.0)
+    assert np.array_equal(first.samples, second.samples)
+
+
+def test_a_reference_clip_is_context_for_its_voice(engine: CsmEngine) -> None:
+    plain = engine.inputs(["Chapter one."], "0")
+    with_clip = engine.inputs(["Chapter one."], "narrator")
+    assert "input_values" not in plain and with_clip["input_values"].shape[-1] == 24000
+    assert with_clip["input_ids"].shape[1] > plain["input_ids"].shape[1]
+    audio = engine.synthesize("Chapter one.", "narrator", 1.0)
+    assert audio.samples.size > 0 and np.isfinite(audio.samples).all()
+    assert {"narrator", "0", "alloy"} <= {voice.id for voice in engine.voices()}
+
+
+def test_a_sentence_that_reaches_the_bound_says_so(engine: CsmEngine) -> None:
+    (audio,) = engine.generate(["Short."], "0", frames=5)
+    assert audio.hit_bound and audio.samples.size == 5 * 1920
+
+
+def test_speed_other_than_one_is_refused_not_faked(engine: CsmEngine) -> None:
+    with pytest.raises(EngineError, match="speed"):
+        engine.synthesize("Hi.", "0", 1.5)
+
+
+@pytest.mark.parametrize(
+    ("remove", "named"),
+    [
+        ("config.json", "config.json"),
+        ("model.safetensors", "weights"),
+        ("tokenizer.json", "tokenizer"),
+    ],
+)
+def test_a_broken_model_directory_names_what_is_missing(
+    model_dir: Path, tmp_path: Path, remove: str, named: str
+) -> None:
+    broken = tmp_path / "model"
+    broken.mkdir()
+    for item in model_dir.iterdir():
+        if item.name != remove and not (remove == "tokenizer.json" and "tokenizer" in item.name):
+            (broken / item.name).symlink_to(item)
+    with pytest.raises(EngineError, match=named):
+        check_model_dir(str(broken))
+    with pytest.raises(EngineError, match="does not exist"):
+        check_model_dir(str(tmp_path / "absent"))
+
+
+@pytest.fixture
+def two_engines(model_dir: Path, voices_dir: Path) -> Iterator[TestClient]:
+    settings = ServiceSettings(
+        engines=("csm", "tone"), csm_model=str(model_dir), csm_voices=str(voices_dir), device="cpu"
+    )
+    app = create_app(
+        settings, loader=lambda name, s: load_engine(name, s) if name == "csm" else Tone()
+    )
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
+class Tone:
+    name, version, device = "tone", "1", "cpu"
+
+    def voices(self) -> list[Voice]:
+        return [Voice("alloy", "tone", "en", "Alloy"), Voice("tenor", "tone", "en", "Tenor")]
+
+    def facts(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "device": self.device}
+
+    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
+        return Audio(np.zeros(800, dtype=np.float32) + 0.1, 8000)
+
+
+def wait_ready(client: TestClient, timeout: float = 60.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get("/readyz")
+        if response.status_code == 200:
+            return response.json()  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError("not ready")
+
+
+def test_the_model_field_picks_the_engine_and_tts_1_is_the_first(two_engines: TestClient) -> None:
+    for model in ("csm", "csm-1b", "tts-1"):
+        response = two_engines.post(
+            "/v1/audio/speech", json={"model": model, "input": "Hello.", "voice": "alloy"}
+        )
+        assert response.status_code == 200, response.text
+        assert (
+            response.headers["x-engine"] == "csm" and response.headers["x-sample-rate"] == "24000"
+        )
+        data, rate = soundfile.read(io.BytesIO(response.content))
+        assert rate == 24000 and data.ndim == 1 and data.size > 0
+    tone = two_engines.post(
+        "/v1/audio/speech", json={"model": "tone", "input": "Hi.", "voice": "tenor"}
+    )
+    assert tone.status_code == 200 and tone.headers["x-engine"] == "tone"
+    wrong = two_engines.post(
+        "/v1/audio/speech", json={"model": "csm", "input": "Hi.", "voice": "tenor"}
+    )
+    assert wrong.status_code == 400 and "for the csm engine" in wrong.json()["error"]["message"]
+    unknown = two_engines.post("/v1/audio/speech", json={"model": "gpt-9", "input": "Hi."})
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "model"
+    listed = two_engines.get("/v1/voices").json()
+    assert {"csm", "tone"} == {voice["engine"] for voice in listed["voices"]}
+    assert "csm-1b" in listed["models"]
+
+
+def test_readiness_names_device_dtype_and_model_directory(
+    two_engines: TestClient, model_dir: Path
+) -> None:
+    ready = two_engines.get("/readyz").json()
+    csm = next(item for item in ready["engines"] if item["name"] == "csm")
+    assert csm["device"] == "cpu" and csm["dtype"] == "float32" and csm["model"] == str(model_dir)
+
+
+def test_the_chapter_endpoint_works_with_csm(two_engines: TestClient) -> None:
+    response = two_engines.post(
+        "/v1/audiobook/chapters",
+        json={
+            "model": "csm",
+            "input": "One sentence. And another one.",
+            "voice": "narrator",
+            "response_format": "wav",
+        },
+    )
+    assert response.status_code == 200, response.text
+    report = json.loads(response.headers["x-audiobook-report"])
+    assert report["engine"] == "csm" and report["sample_rate"] == 44100
+    assert isinstance(report["sentences_at_length_bound"], list)
+
+
+def test_readyz_is_503_while_a_model_loads_and_a_failed_load_stops_the_service(
+    model_dir: Path,
+) -> None:
+    release = threading.Event()
+
+    def slow(name: str, settings: ServiceSettings) -> Engine:
+        release.wait(30)
+        return load_engine(name, settings)
+
+    settings = ServiceSettings(engines=("csm",), csm_model=str(model_dir), device="cpu")
+    with TestClient(create_app(settings, loader=slow)) as client:
+        loading = client.get("/readyz")
+        assert loading.status_code == 503 and loading.json()["loading"] == ["csm"]
+        early = client.post("/v1/audio/speech", json={"model": "csm", "input": "Hi.", "voice": "0"})
+        assert early.status_code == 503 and early.headers["retry-after"]
+        release.set()
+        assert wait_ready(client)["status"] == "ready"
+    failures: list[str] = []
+    broken = ServiceSettings(engines=("csm",), csm_model="/nonexistent", device="cpu")
+    with TestClient(create_app(broken, on_load_failure=failures.append)):
+        for _ in range(100):
+            if failures:
+                break
+            time.sleep(0.05)
+    assert failures and "does not exist" in failures[0] and "\n" not in failures[0]
