@@ -1,0 +1,110 @@
+"""`python -m audiobook_tts.enginebench`: the csm engine's speed, measured on this host.
+
+It builds csm-1b-shaped random weights in-process (the real ones are gated), runs the
+engine's own generation path for a fixed number of frames (min = max new tokens, so random
+weights cannot stop early), and writes frames a second, the real-time factor of one stream,
+the sample count and peak GPU memory to `docs/engine-bench/<device>.json`. Random weights at
+a fixed length cost the same compute as the checkpoint; the audio itself means nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from audiobook_tts.engines.csm import FRAME_RATE, SAMPLE_RATE, CsmEngine
+from audiobook_tts.engines.csmrandom import CSM_1B, TINY, build
+
+SHAPES = {"csm-1b": CSM_1B, "tiny": TINY}
+TEXT = "It was a bright cold day in April, and the clocks were striking thirteen."
+
+
+def device_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
+
+
+def measure(shape: str, device: str, frames: int, runs: int) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    model, processor = build(SHAPES[shape])
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    engine = CsmEngine(model.to(device=device, dtype=dtype), processor, device)
+    cuda = device.startswith("cuda")
+
+    def timed(count: int) -> tuple[float, int]:
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        (audio,) = engine.generate([TEXT], "0", frames=count)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - started, int(audio.samples.size)
+
+    timed(8)  # warm-up: kernels, allocator, caches
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    seconds: list[float] = []
+    samples = 0
+    for _ in range(runs):
+        elapsed, samples = timed(frames)
+        seconds.append(elapsed)
+    best = min(seconds)
+    audio_seconds = frames / FRAME_RATE
+    name = torch.cuda.get_device_name() if cuda else platform.processor() or "cpu"
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "shape": shape,
+        "dtype": str(dtype).removeprefix("torch."),
+        "weights": "random (csm-1b-shaped); same compute as the checkpoint at a fixed length",
+        "path": "transformers generate, greedy, one stream (CsmEngine.generate)",
+        "frames": frames,
+        "runs": runs,
+        "seconds": [round(value, 3) for value in seconds],
+        "frames_per_second": round(frames / best, 2),
+        "real_time_factor": round(best / audio_seconds, 3),
+        "times_real_time": round(audio_seconds / best, 2),
+        "samples": samples,
+        "expected_samples": frames * SAMPLE_RATE * 2 // 25,
+        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m audiobook_tts.enginebench", description=__doc__
+    )
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="csm-1b", help="model size")
+    parser.add_argument("--device", default="", help="cuda or cpu (default: cuda if present)")
+    parser.add_argument("--frames", type=int, default=125, help="frames per run (12.5 = 1 s)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs (the best is reported)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/engine-bench"), help="folder for <device>.json"
+    )
+    args = parser.parse_args(argv)
+    if args.frames < 1 or args.runs < 1:
+        parser.error("--frames and --runs must be at least 1")
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    result = measure(args.shape, device, args.frames, args.runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{device_slug(result['device'])}-{args.shape}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
