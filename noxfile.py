@@ -78,7 +78,9 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tts(session: nox.Session) -> None:
-    """Speech through the running image: formats, pacing, ACX levels, bad input, speed."""
-    install_locked(session, DEV_LOCK, SERVICE_LOCK)
+    """Speech through the running images: formats, pacing, ACX levels, bad input, speed; csm."""
+    # The csm checks make their tiny model here: torch and transformers, as in `tests`.
+    install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS)
     session.run("inv", "build", "--progress", "tty")
+    session.run("inv", "build", "--engines", "espeak,csm", "--progress", "tty")
     session.run("pytest", "--junitxml=build-logs/junit-tts.xml", *pytest_args(session, "tests/tts"))

@@ -63,6 +63,8 @@ def down(c: Context) -> None:
         "progress": "auto, plain, tty or quiet (what the terminal shows; the log is always full)",
         "verbose": "show every step and its output (same as --progress plain)",
         "torch_variant": "cpu or cuda (default from invoke.yaml)",
+        "engines": "engines the image holds: espeak (default) or espeak,csm (adds transformers); "
+        "with --torch-variant cuda, the GPU image",
         "no_up": "fail instead of running `inv up` when the platform is not up",
         "reproducible": "same commit, same digest: SOURCE_DATE_EPOCH from the last commit and "
         "layer timestamps clamped to it (slower export)",
@@ -85,6 +87,7 @@ def build(
     progress: str = "auto",
     verbose: bool = False,
     torch_variant: str = "",
+    engines: str = "",
     no_up: bool = False,
     reproducible: bool = False,
 ) -> None:
@@ -103,6 +106,7 @@ def build(
         progress=progress,
         verbose=verbose,
         torch_variant=torch_variant or None,
+        engines=split_values([engines] if engines else None),
         reproducible=reproducible,
     )
     build_module.build(settings_from(c.config), request, say, start_platform=not no_up)

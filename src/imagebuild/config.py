@@ -16,6 +16,8 @@ from typing import Any
 from imagebuild.errors import UsageError
 
 TORCH_VARIANTS = ("cpu", "cuda")
+# Speech engines an image can hold: espeak (always) and the neural csm (transformers).
+IMAGE_ENGINES = ("espeak", "csm")
 CACHE_MODES = ("none", "inline", "local", "registry")
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
 
@@ -31,6 +33,8 @@ class Settings:
     base_suite: str = "bookworm"
     base_mirror: str = "http://deb.debian.org/debian"
     torch_variant: str = "cpu"
+    # Comma-separated: which engines' libraries the image holds (espeak needs none of its own).
+    engines: str = "espeak"
     dockerfile: Path = Path("docker/tts/Dockerfile")
     target: str = "runtime"
     cache: str = "inline"

@@ -15,6 +15,7 @@ from typing import Any
 
 from imagebuild.config import (
     CACHE_MODES,
+    IMAGE_ENGINES,
     PROGRESS_MODES,
     HostPackageSettings,
     Settings,
@@ -53,6 +54,7 @@ class BuildRequest:
     progress: str = "auto"
     verbose: bool = False
     torch_variant: str | None = None
+    engines: tuple[str, ...] = ()
     reproducible: bool = False
 
 
@@ -241,9 +243,28 @@ def names_registry(reference: str) -> bool:
     return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
 
-def default_tags(settings: Settings, push: bool) -> tuple[str, ...]:
-    qualified = f"{settings.registry}/{settings.image}:latest"
-    return (qualified,) if push else (f"{settings.image}:latest", qualified)
+def parse_engines(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """`espeak,csm` -> ("espeak", "csm"); espeak is always in, unknown names are refused."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = [item.strip() for item in items if item.strip()]
+    unknown = [name for name in names if name not in IMAGE_ENGINES]
+    if unknown:
+        raise UsageError(
+            f"--engines: unknown engine(s) {', '.join(unknown)}; engines: {', '.join(IMAGE_ENGINES)}"
+        )
+    return tuple(name for name in IMAGE_ENGINES if name in names or name == "espeak")
+
+
+def image_flavour(variant: str, engines: tuple[str, ...]) -> str:
+    """The default tag: `latest` for the CPU espeak image, else what sets it apart."""
+    if variant == "cpu" and engines == ("espeak",):
+        return "latest"
+    return "-".join((variant, *engines))
+
+
+def default_tags(settings: Settings, push: bool, flavour: str = "latest") -> tuple[str, ...]:
+    qualified = f"{settings.registry}/{settings.image}:{flavour}"
+    return (qualified,) if push else (f"{settings.image}:{flavour}", qualified)
 
 
 def _cache_for_mode(
@@ -299,7 +320,8 @@ def make_plan(
     if variant not in ("cpu", "cuda"):
         raise UsageError(f"torch variant {variant!r} is not one of cpu, cuda")
 
-    tags = request.tags or default_tags(settings, request.push)
+    engines = parse_engines(request.engines or settings.engines)
+    tags = request.tags or default_tags(settings, request.push, image_flavour(variant, engines))
     for tag in tags:
         if not _TAG.match(tag):
             raise UsageError(f"--tag {tag!r} is not a valid image reference")
@@ -341,6 +363,7 @@ def make_plan(
     build_args: dict[str, str] = {
         "BASE_IMAGE": settings.base_image,
         "TORCH_VARIANT": variant,
+        "ENGINES": ",".join(engines),
     }
     if host.index_url:
         build_args["PIP_INDEX_URL"] = host.index_url

@@ -133,3 +133,15 @@ def test_image_holds_no_ca_bundle_pip_cache_or_secret(
         archive = Path(scratch) / "image.tar"
         docker_client.image.save(image, output=archive)
         assert find_leaks(archive, host.ca_bundle) == []
+
+
+def test_the_espeak_image_holds_no_neural_engine_libraries(
+    docker_client: DockerClient, service: Service, image: str
+) -> None:
+    labels = docker_client.image.inspect(image).config.labels or {}
+    assert labels.get("io.audiobook-tts.engines") == "espeak"
+    found = docker_client.container.execute(
+        service.container,
+        ["python", "-c", "import importlib.util as u; print(u.find_spec('transformers'))"],
+    ).strip()
+    assert found == "None"

@@ -57,9 +57,21 @@ def reasons(verdicts: list) -> dict[str, str]:
 
 def test_stage_graph_reads_args_and_dependencies() -> None:
     declared, depends = stage_graph(DOCKERFILE)
-    assert list(declared) == ["wheelhouse", "base", "torch", "dependencies", "builder", "runtime"]
+    assert list(declared) == [
+        "wheelhouse",
+        "base",
+        "torch",
+        "dependencies",
+        "builder",
+        "engines",
+        "runtime",
+    ]
     assert "TORCH_VARIANT" in declared["torch"] and "PIP_INDEX_URL" in declared["dependencies"]
-    assert depends["runtime"] >= {"dependencies", "builder"}
+    assert "ENGINES" in declared["engines"]
+    assert depends["runtime"] >= {"engines", "builder"} and depends["engines"] == {
+        "dependencies",
+        "wheelhouse",
+    }
     assert "wheelhouse" in depends["torch"]
 
 

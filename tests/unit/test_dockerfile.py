@@ -20,6 +20,7 @@ def test_project_dockerfile_stages_in_order() -> None:
         "torch",
         "dependencies",
         "builder",
+        "engines",
         "runtime",
     ]
     assert stages[1].base == "${BASE_IMAGE}"

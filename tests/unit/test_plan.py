@@ -142,11 +142,13 @@ def test_unknown_cache_mode_names_the_valid_ones() -> None:
 
 
 def test_wrong_target_lists_the_stages() -> None:
-    with pytest.raises(UsageError, match="base, torch, dependencies, builder, runtime"):
+    with pytest.raises(UsageError, match="base, torch, dependencies, builder, engines, runtime"):
         plan(BuildRequest(target="runtme"))
 
 
-@pytest.mark.parametrize("stage", ["base", "torch", "dependencies", "builder", "runtime"])
+@pytest.mark.parametrize(
+    "stage", ["base", "torch", "dependencies", "builder", "engines", "runtime"]
+)
 def test_every_stage_is_a_valid_target(stage: str) -> None:
     assert plan(BuildRequest(target=stage)).buildx_kwargs()["target"] == stage
 
@@ -249,3 +251,18 @@ def test_a_docker_container_builder_is_named_and_pushes_and_loads_separately() -
     assert kwargs["builder"] == "b" and kwargs["push"] is True and kwargs["load"] is True
     assert "output" not in kwargs
     assert "--builder b" in built.describe()
+
+
+def test_engines_become_a_build_arg_and_set_the_default_tag_apart() -> None:
+    default = plan()
+    assert default.buildx_kwargs()["build_args"]["ENGINES"] == "espeak"
+    assert default.tags[0] == "audiobook-tts:latest"
+    gpu = plan(BuildRequest(engines=("csm",), torch_variant="cuda"))
+    assert gpu.buildx_kwargs()["build_args"]["ENGINES"] == "espeak,csm"
+    assert gpu.buildx_kwargs()["build_args"]["TORCH_VARIANT"] == "cuda"
+    assert gpu.tags == (
+        "audiobook-tts:cuda-espeak-csm",
+        "127.0.0.1:5000/audiobook-tts:cuda-espeak-csm",
+    )
+    with pytest.raises(UsageError, match="unknown engine"):
+        plan(BuildRequest(engines=("kokoro",)))
