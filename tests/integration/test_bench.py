@@ -9,9 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from imagebuild.benchresults import SCENARIOS, parse_scenarios
 
 from imagebuild.bench import run_bench
+from imagebuild.benchresults import SCENARIOS, parse_scenarios
 from imagebuild.config import Settings
 from imagebuild.errors import UsageError
 
