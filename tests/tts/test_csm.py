@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from openai import OpenAI
 from python_on_whales import Container, DockerClient
 
 from audiobook_tts.engines.csmrandom import save
@@ -189,3 +190,18 @@ def test_a_broken_model_directory_stops_the_container_in_one_line(
     assert logs == [
         "error: the csm engine cannot start: CSM model directory /models/tiny-csm has no config.json"
     ]
+
+
+@pytest.mark.parametrize("response_format", FORMATS)
+def test_the_openai_sdk_gets_csm_and_espeak_audio(csm_service: str, response_format: str) -> None:
+    client = OpenAI(base_url=f"{csm_service}/v1", api_key="not-needed", timeout=120)
+    spoken = client.audio.speech.create(
+        model="csm", voice="alloy", input="Chapter one.", response_format=response_format
+    )
+    samples, rate = decode(spoken.read(), response_format)
+    assert rate == (48000 if response_format == "opus" else 24000) and samples.size > 0
+    assert spoken.response.headers["x-engine"] == "csm"
+    espeak = client.audio.speech.create(
+        model="espeak", voice="alloy", input="Chapter one.", response_format=response_format
+    )
+    assert espeak.response.headers["x-engine"] == "espeak" and len(espeak.read()) > 100
