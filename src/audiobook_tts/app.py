@@ -12,16 +12,20 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
+from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
 from audiobook_tts.routers import chapters, health, speech
 from audiobook_tts.synthesis import Synthesis
@@ -106,6 +110,12 @@ def create_app(
     app.state.synthesis = synthesis
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own (a body it cannot parse, 404, 405) in the one error shape too.
+        headers = dict(error.headers) if error.headers else None
+        return error_response(error.status_code, str(error.detail), headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
@@ -119,4 +129,16 @@ def create_app(
     app.include_router(health.router)
     app.include_router(speech.router)
     app.include_router(chapters.router)
+
+    def openapi_document() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        voices = [voice.id for engine in synthesis.engines.values() for voice in engine.voices()]
+        patched = patch(schema, voices, synthesis.models() if synthesis.ready else [])
+        if synthesis.ready:  # complete only once every engine is there to list its voices
+            app.openapi_schema = patched
+        return patched
+
+    app.openapi = openapi_document  # type: ignore[method-assign]
     return app

@@ -105,7 +105,7 @@ def test_espeak_voice_table_and_streamed_wav_parse() -> None:
         "Pty Language       Age/Gender VoiceName          File          Other Languages\n"
         " 2  en-gb           --/M      English_(Great_Britain) gmw/en   (en 2)\n"
     )
-    assert parse_voice_table(table) == [("en-gb", "M", "English (Great Britain)")]
+    assert parse_voice_table(table) == [("en-gb", "M", "English (Great Britain)", "gmw/en")]
     header = (
         b"RIFF\xff\xff\xff\x7fWAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x22\x56\x00\x00"
         b"\x44\xac\x00\x00\x02\x00\x10\x00data\xff\xff\xff\x7f"

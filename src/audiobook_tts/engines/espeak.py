@@ -31,15 +31,15 @@ OPENAI_ALIASES = {
 }
 
 
-def parse_voice_table(text: str) -> list[tuple[str, str, str]]:
-    """(language code, gender, name) rows of `espeak-ng --voices`."""
-    rows: list[tuple[str, str, str]] = []
+def parse_voice_table(text: str) -> list[tuple[str, str, str, str]]:
+    """(language code, gender, name, voice file) rows of `espeak-ng --voices`."""
+    rows: list[tuple[str, str, str, str]] = []
     for line in text.splitlines()[1:]:
         parts = line.split()
-        if len(parts) >= 4:
-            language, age_gender, name = parts[1], parts[2], parts[3]
+        if len(parts) >= 5:
+            language, age_gender, name, file = parts[1], parts[2], parts[3], parts[4]
             gender = age_gender.split("/")[-1] if "/" in age_gender else ""
-            rows.append((language, gender, name.replace("_", " ")))
+            rows.append((language, gender, name.replace("_", " "), file))
     return rows
 
 
@@ -86,6 +86,7 @@ class EspeakEngine:
             raise EngineError("espeak-ng is not installed")
         self.binary = found
         self.version = self._version()
+        self._voice_files: dict[str, str] = {}
 
     def _run(self, args: list[str], text: str | None = None, timeout: float = 30.0) -> bytes:
         try:
@@ -112,10 +113,12 @@ class EspeakEngine:
     def _voice_table(self) -> dict[str, Voice]:
         table: dict[str, Voice] = {}
         output = self._run(["--voices"]).decode("utf-8", "replace")
-        for language, gender, name in parse_voice_table(output):
+        for language, gender, name, file in parse_voice_table(output):
             table[language] = Voice(
                 id=language, engine=self.name, language=language, name=name, gender=gender
             )
+            # espeak-ng lists codes it cannot load by name (chr-US-Qaaa-x-west); its file it can.
+            self._voice_files[language] = file
         for alias, target in OPENAI_ALIASES.items():
             language = target.split("+")[0]
             if language in table:
@@ -136,7 +139,7 @@ class EspeakEngine:
     def synthesize(self, text: str, voice: str, speed: float) -> Audio:
         if voice not in self._voice_table:
             raise EngineError(f"unknown voice {voice!r}")
-        espeak_voice = OPENAI_ALIASES.get(voice, voice)
+        espeak_voice = OPENAI_ALIASES.get(voice) or self._voice_files.get(voice, voice)
         # -b 1: the input is UTF-8; text arrives on stdin, never as an argument.
         data = self._run(
             ["-b", "1", "-v", espeak_voice, *rate_options(speed), "--stdout"],

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.engines import Engine
+from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.routers.speech import not_blank
 from audiobook_tts.synthesis import Refused, Synthesis
@@ -22,7 +23,7 @@ ChapterFormat = Literal["mp3", "wav", "flac"]
 
 class ChapterRequest(BaseModel):
     model: str = Field(default="tts-1", max_length=100)
-    input: str = Field(min_length=1, max_length=100_000)
+    input: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
     voice: str = Field(default="alloy", max_length=100)
     response_format: ChapterFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
@@ -30,7 +31,11 @@ class ChapterRequest(BaseModel):
     _input = field_validator("input")(not_blank)
 
 
-@router.post("/v1/audiobook/chapters")
+@router.post(
+    "/v1/audiobook/chapters",
+    response_class=Response,
+    responses=audio_responses(("mp3", "wav", "flac")),
+)
 async def chapter(request: Request, body: ChapterRequest) -> Response:
     synthesis: Synthesis = request.app.state.synthesis
 

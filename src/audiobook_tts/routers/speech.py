@@ -10,11 +10,13 @@ from pydantic import BaseModel, Field, field_validator
 
 from audiobook_tts.audio import CONTENT_TYPES, encode, output_rate
 from audiobook_tts.engines import Engine
+from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.synthesis import Refused, Synthesis
 
 router = APIRouter()
 SpeechFormat = Literal["wav", "mp3", "flac", "opus", "pcm"]
+SPEECH_FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
 
 
 def not_blank(value: str) -> str:
@@ -25,7 +27,8 @@ def not_blank(value: str) -> str:
 
 class SpeechRequest(BaseModel):
     model: str = Field(default="tts-1", max_length=100)
-    input: str = Field(min_length=1, max_length=4096)
+    # At least one character that is not white space (the schema says so too).
+    input: str = Field(min_length=1, max_length=4096, pattern=r"\S")
     voice: str = Field(default="alloy", max_length=100)
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
@@ -51,7 +54,7 @@ async def voices(request: Request) -> dict[str, Any]:
     return {"voices": listed, "models": synthesis.models()}
 
 
-@router.post("/v1/audio/speech")
+@router.post("/v1/audio/speech", response_class=Response, responses=audio_responses(SPEECH_FORMATS))
 async def speech(request: Request, body: SpeechRequest) -> Response:
     synthesis: Synthesis = request.app.state.synthesis
     limit = synthesis.settings.max_input_chars
