@@ -14,12 +14,11 @@ from imagebuild.baseimage import BaseRecipe, base_image_current
 from imagebuild.build import buildkitd_config
 from imagebuild.codebuildproject import codebuild_checks
 from imagebuild.config import Settings
+from imagebuild.debian import MIN_ENGINE_MAJOR
 from imagebuild.engine import Engine, EngineFacts
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Check, Printer
 from imagebuild.registry import RegistryClient, stored_credentials
-
-MIN_ENGINE_MAJOR = 26
 
 
 def engine_checks(

@@ -7,14 +7,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.engines import Engine
 from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
-from audiobook_tts.routers.speech import not_blank
 from audiobook_tts.synthesis import Refused, Synthesis
 
 router = APIRouter()
@@ -27,8 +26,6 @@ class ChapterRequest(BaseModel):
     voice: str = Field(default="alloy", max_length=100)
     response_format: ChapterFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
-
-    _input = field_validator("input")(not_blank)
 
 
 @router.post(

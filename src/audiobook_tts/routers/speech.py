@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from audiobook_tts.audio import CONTENT_TYPES, encode, output_rate
 from audiobook_tts.engines import Engine
@@ -19,12 +19,6 @@ SpeechFormat = Literal["wav", "mp3", "flac", "opus", "pcm"]
 SPEECH_FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
 
 
-def not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("input is empty or only whitespace")
-    return value
-
-
 class SpeechRequest(BaseModel):
     model: str = Field(default="tts-1", max_length=100)
     # At least one character that is not white space (the schema says so too).
@@ -32,8 +26,6 @@ class SpeechRequest(BaseModel):
     voice: str = Field(default="alloy", max_length=100)
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
-
-    _input = field_validator("input")(not_blank)
 
 
 @router.get("/v1/voices")
