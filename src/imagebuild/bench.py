@@ -262,7 +262,7 @@ def run_bench(
         )
     finally:
         if not keep_engine:
-            sandbox_module.stop(box, printer)
+            sandbox_module.stop(box, printer, wipe=True)
     write_outputs(result, out_dir)
     printer("")
     printer(result.markdown())

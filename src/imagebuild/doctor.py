@@ -8,6 +8,7 @@ that needs it would start it) to learn whether it can run.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from imagebuild.account import ecr_region, is_ecr
 from imagebuild.baseimage import BaseRecipe, base_image_current
@@ -17,7 +18,7 @@ from imagebuild.config import Settings
 from imagebuild.debian import MIN_ENGINE_MAJOR
 from imagebuild.engine import Engine, EngineFacts
 from imagebuild.errors import ImageBuildError
-from imagebuild.output import Check, Printer
+from imagebuild.output import Check, Printer, human_bytes
 from imagebuild.registry import RegistryClient, stored_credentials
 
 
@@ -85,6 +86,22 @@ def engine_checks(
             )
         )
     return checks
+
+
+# A cold CUDA + CSM build holds about 15 GB of layers and cache; `.ci/run` peaks near 20 GB.
+DISK_WARN_BYTES = 20 * 10**9
+DISK_FAIL_BYTES = 5 * 10**9
+
+
+def disk_check(data_root: str, free_bytes: int) -> Check:
+    """Free space where the engine keeps images: a full disk fails a build many minutes in."""
+    detail = f"{human_bytes(free_bytes)} free on the engine's data root ({data_root})"
+    fix = "docker builder prune (old cache), docker image prune, or a bigger volume"
+    if free_bytes < DISK_FAIL_BYTES:
+        return Check("disk", "FAIL", f"{detail}; a build of the small image needs 5 GB", fix)
+    if free_bytes < DISK_WARN_BYTES:
+        return Check("disk", "warn", f"{detail}; a CUDA build or a CI run needs 20 GB", fix)
+    return Check("disk", "ok", detail)
 
 
 def registry_checks(settings: Settings) -> list[Check]:
@@ -157,6 +174,8 @@ def run_doctor(settings: Settings, printer: Printer, codebuild_project: str = ""
                 settings.builder_name, settings.buildkit_image, buildkitd_config(settings)
             )
         checks += engine_checks(settings, facts, problem)
+        if facts.data_root and Path(facts.data_root).exists():  # not for a remote engine
+            checks.append(disk_check(facts.data_root, shutil.disk_usage(facts.data_root).free))
     elif client:
         checks.append(
             Check("engine", "FAIL", "no Docker daemon answers", "inv up (or start dockerd)")

@@ -129,5 +129,11 @@ def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
     printer(f"sandbox engine {box.name}: up at {box.host} (data: {box.data_root})")
 
 
-def stop(box: SandboxEngine, printer: Printer) -> None:
+def stop(box: SandboxEngine, printer: Printer, wipe: bool = False) -> None:
+    """Stop the sandbox engine; `wipe` also deletes its images and caches (gigabytes)."""
     stop_pid(box.pidfile, f"sandbox engine {box.name}", printer)
+    if wipe:
+        release_mounts((box.root, box.exec_root), printer)
+        if box.data_root.exists():
+            shutil.rmtree(box.data_root)
+            printer(f"sandbox engine {box.name}: data wiped ({box.data_root})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -15,7 +16,9 @@ from imagebuild import localplatform, registryauth
 from imagebuild import sandbox as sandbox_module
 from imagebuild.build import build, copy_tree
 from imagebuild.config import Settings, StatePaths
+from imagebuild.engine import Engine
 from imagebuild.plan import BuildRequest
+from imagebuild.processes import stop_pid
 from imagebuild.report import BuildReport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +27,24 @@ TEST_IMAGE = "audiobook-tts-it"
 
 def copy_repository(destination: Path) -> Path:
     return copy_tree(ROOT, destination)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_images(settings: Settings) -> Iterator[None]:
+    """Every image the tests tagged in the main engine goes at the end: CI disks are small."""
+    yield
+    if not Engine(settings.docker_client).answers():
+        return
+    docker_client = DockerClient(client_call=[settings.docker_client])
+    tagged = [
+        tag
+        for image in docker_client.image.list()
+        for tag in image.repo_tags
+        if tag.rpartition(":")[0].rpartition("/")[2].startswith(TEST_IMAGE)
+    ]
+    if tagged:
+        docker_client.image.remove(tagged, force=True)
+        print(f"removed {len(tagged)} test image tags")
 
 
 @pytest.fixture
@@ -77,7 +98,7 @@ def sandbox(settings: Settings, docker_client: DockerClient) -> Iterator[Sandbox
     try:
         yield Sandbox(box.settings(settings), DockerClient(host=box.host))
     finally:
-        sandbox_module.stop(box, print)
+        sandbox_module.stop(box, print, wipe=True)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +111,7 @@ def classic_sandbox(settings: Settings, docker_client: DockerClient) -> Iterator
     try:
         yield Sandbox(box.settings(settings), DockerClient(host=box.host))
     finally:
-        sandbox_module.stop(box, print)
+        sandbox_module.stop(box, print, wipe=True)
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,10 @@ def auth_registry(
         password = registryauth.read_password(auth_settings.registry_paths)
         yield AuthRegistry(auth_settings, password, docker_config)
     finally:
+        # The tests' own registry: its blobs (gigabytes of pushed images) go with the session.
+        registry_paths = auth_settings.registry_paths
+        stop_pid(registry_paths.pid, "registry (tests)", print)
+        shutil.rmtree(registry_paths.data, ignore_errors=True)
         if previous is None:
             os.environ.pop("DOCKER_CONFIG", None)
         else:

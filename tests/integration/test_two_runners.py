@@ -45,7 +45,7 @@ def test_a_fresh_runner_gets_the_heavy_steps_from_the_registry_cache(
         said: list[str] = []
         second = build(runner_b, request, said.append, start_platform=False)
     finally:
-        sandbox_module.stop(box, print)
+        sandbox_module.stop(box, print, wipe=True)
     assert not any("cache fallback" in line for line in said)
     for prefix in HEAVY:
         heavy = [step for step in second.steps if step.name.startswith(prefix)]

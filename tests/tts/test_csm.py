@@ -1,5 +1,5 @@
 """The csm engine in the image (`inv build --engines espeak,csm`), with a tiny random CSM made
-here and mounted read-only, as real weights would be: every format at 24 kHz, greedy
+by the image's own torch and transformers and mounted read-only, as real weights would be: every format at 24 kHz, greedy
 decoding repeats itself, a reference-clip voice, the chapter endpoint, espeak beside it, and
 a broken model directory stopping the container with one line. Real container, no mocks."""
 
@@ -20,7 +20,6 @@ import soundfile
 from openai import OpenAI
 from python_on_whales import Container, DockerClient
 
-from audiobook_tts.engines.csmrandom import save
 from imagebuild.config import Settings
 from tests.smoke.conftest import free_port, post_json, wait_for_health
 
@@ -43,9 +42,25 @@ def csm_image(settings: Settings, docker_client: DockerClient) -> str:
     return reference
 
 
+def make_tiny_model(docker_client: DockerClient, image: str, folder: Path) -> Path:
+    """The image saves the model (no torch needed here: the test environment stays small)."""
+    docker_client.run(
+        image,
+        ["-m", "audiobook_tts.engines.csmrandom", "/models/tiny-csm"],
+        entrypoint="python3",
+        user="0:0",
+        volumes=[(folder, "/models")],
+        remove=True,
+    )
+    return folder / "tiny-csm"
+
+
 @pytest.fixture(scope="module")
-def mounts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    model = save(tmp_path_factory.mktemp("model") / "tiny-csm")
+def mounts(
+    docker_client: DockerClient, csm_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    model = make_tiny_model(docker_client, csm_image, tmp_path_factory.mktemp("model"))
+    assert (model / "config.json").exists(), f"the image saved no model in {model}"
     voices = tmp_path_factory.mktemp("voices")
     clip = (0.1 * np.random.default_rng(3).standard_normal(24000)).astype(np.float32)
     soundfile.write(voices / "narrator.wav", clip, 24000)

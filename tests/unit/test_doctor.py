@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from imagebuild.config import Settings
-from imagebuild.doctor import engine_checks
+from imagebuild.doctor import disk_check, engine_checks
 from imagebuild.engine import EngineFacts
 from imagebuild.output import Check
 
@@ -46,3 +48,12 @@ def test_the_classic_store_without_a_builder_says_inline_only_and_how_to_fix_it(
 def test_an_old_engine_fails_with_the_fix() -> None:
     engine = by_name(engine_checks(SETTINGS, facts(True, "20.10.24"), None))["engine"]
     assert engine.state == "FAIL" and "inv up" in engine.fix
+
+
+@pytest.mark.parametrize(
+    ("free_gb", "state"), [(2, "FAIL"), (5, "warn"), (19.9, "warn"), (20, "ok"), (300, "ok")]
+)
+def test_the_disk_check_fails_below_5_gb_and_warns_below_20(free_gb: float, state: str) -> None:
+    check = disk_check("/var/lib/docker", int(free_gb * 10**9))
+    assert check.state == state
+    assert "free on the engine's data root (/var/lib/docker)" in check.detail
