@@ -128,6 +128,32 @@ def ensure_base_image(settings: Settings, printer: Printer, force: bool = False)
     make_base_image(settings, recipe, printer)
 
 
+def ensure_installer_image(settings: Settings, printer: Printer) -> None:
+    """Tag the current base as the installer image once; later bases never move that tag."""
+    installer = settings.installer_image
+    if not installer:
+        printer("installer image: none set; the package layers follow the base image")
+        return
+    if not (settings.owns_base_image and installer.startswith(f"{settings.registry}/")):
+        printer(f"installer image: {installer} (not made here; the build pulls it)")
+        return
+    base, target = Reference.parse(settings.base_image), Reference.parse(installer)
+    client = RegistryClient.for_settings(settings)
+    if client.manifest(target.repository, target.tag) is not None:
+        printer(f"installer image: {installer} (pinned; the package layers build on it)")
+        return
+    if target.repository != base.repository:
+        raise ImageBuildError(
+            f"installer_image {installer} must be a tag of the base's repository "
+            f"{settings.registry}/{base.repository} to be made here"
+        )
+    client.add_tag(base.repository, base.tag, target.tag)
+    printer(
+        f"installer image: made {installer} from {settings.base_image}; a new base will not "
+        "move it (delete the tag to follow a new Python)"
+    )
+
+
 def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) -> None:
     paths = StatePaths(settings.state_dir)
     if shutil.which("mmdebstrap") is None:

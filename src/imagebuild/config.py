@@ -30,6 +30,9 @@ class Settings:
     image: str = "audiobook-tts"
     registry: str = "127.0.0.1:5000"
     base_image: str = "127.0.0.1:5000/audiobook-tts/base:bookworm"
+    # What the package layers are installed on: pinned, so that a new base rebases them.
+    # Empty: the base itself (every new base then reinstalls every package).
+    installer_image: str = "127.0.0.1:5000/audiobook-tts/base:installer-py3.11"
     base_suite: str = "bookworm"
     base_mirror: str = "http://deb.debian.org/debian"
     torch_variant: str = "cpu"

@@ -206,6 +206,7 @@ def up(settings: Settings, printer: Printer) -> None:
     ensure_engine(settings, paths, printer)
     ensure_registry(settings, paths, printer)
     baseimage.ensure_base_image(settings, printer)
+    baseimage.ensure_installer_image(settings, printer)
     printer(f"platform up in {time.monotonic() - started:.1f}s")
 
 

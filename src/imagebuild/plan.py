@@ -360,8 +360,11 @@ def make_plan(
     if mode == "none":
         cache_from = tuple(parse_cache_spec(item, "from") for item in request.cache_from)
 
+    if not settings.installer_image:
+        notes = (*notes, "installer_image is empty: the package layers follow the base image")
     build_args: dict[str, str] = {
         "BASE_IMAGE": settings.base_image,
+        "INSTALLER_IMAGE": settings.installer_image or settings.base_image,
         "TORCH_VARIANT": variant,
         "ENGINES": ",".join(engines),
     }

@@ -168,6 +168,19 @@ class RegistryClient:
             return None
         return dict((config.get("config") or {}).get("Labels") or {})
 
+    def add_tag(self, repository: str, source: str, tag: str) -> None:
+        """Point `tag` at the manifest `source` points at (same repository: no blob moves)."""
+        body, media_type = self._get(f"/{repository}/manifests/{source}", MANIFEST_TYPES)
+        request = urllib.request.Request(  # noqa: S310 - our registry
+            f"{self.base}/{repository}/manifests/{tag}", data=body, method="PUT"
+        )
+        request.add_header("Content-Type", media_type)
+        if self.credentials is not None:
+            token = base64.b64encode(":".join(self.credentials).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=self.timeout, context=self.context):  # noqa: S310
+            pass
+
     def tags(self, repository: str) -> list[str]:
         try:
             body, _ = self._get(f"/{repository}/tags/list")

@@ -10,7 +10,9 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import pip
 import pytest
 from python_on_whales import Container, DockerClient
 
@@ -84,3 +86,18 @@ def post_json(
             return response.status, response.headers.get("Content-Type", ""), response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("Content-Type", ""), error.read()
+
+
+def pip_check(docker_client: DockerClient, image: str) -> str:
+    """`pip check` in the image, with this environment's pip mounted: the runtime has none."""
+    pip_package = Path(pip.__file__).parent
+    return str(
+        docker_client.run(
+            image,
+            ["-m", "pip", "check"],
+            entrypoint="python3",
+            envs={"PYTHONPATH": "/opt/pip"},
+            volumes=[(pip_package, "/opt/pip/pip", "ro")],
+            remove=True,
+        )
+    )

@@ -60,16 +60,18 @@ def test_stage_graph_reads_args_and_dependencies() -> None:
     assert list(declared) == [
         "wheelhouse",
         "base",
+        "installer",
         "torch",
+        "cuda-libraries",
         "dependencies",
-        "builder",
         "engines",
+        "builder",
         "runtime",
     ]
     assert "TORCH_VARIANT" in declared["torch"] and "PIP_INDEX_URL" in declared["dependencies"]
     assert "ENGINES" in declared["engines"]
     assert depends["runtime"] >= {"engines", "builder"} and depends["engines"] == {
-        "dependencies",
+        "installer",
         "wheelhouse",
     }
     assert "wheelhouse" in depends["torch"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from imagebuild.cachecheck import ancestors, stage_graph
 from imagebuild.dockerfile import check_target, logical_lines, parse_stages, read_stages
 from imagebuild.errors import UsageError
 
@@ -17,13 +18,33 @@ def test_project_dockerfile_stages_in_order() -> None:
     assert [s.name for s in stages] == [
         "wheelhouse",
         "base",
+        "installer",
         "torch",
+        "cuda-libraries",
         "dependencies",
-        "builder",
         "engines",
+        "builder",
         "runtime",
     ]
     assert stages[1].base == "${BASE_IMAGE}"
+    assert stages[2].base == "${INSTALLER_IMAGE}"
+
+
+LAYER_STAGES = ("torch", "cuda-libraries", "dependencies", "engines", "builder")
+
+
+def test_each_layer_is_installed_apart_and_joined_with_copy_link() -> None:
+    """No package stage builds on the base or on another: a new base or lock rebuilds only its
+    own layer. The runtime joins each with COPY --link, a layer independent of those below."""
+    text = (ROOT / "docker/tts/Dockerfile").read_text()
+    _, depends = stage_graph(text)
+    for stage in LAYER_STAGES:
+        assert "installer" in depends[stage]
+        assert ancestors(stage, depends) <= {"installer", "wheelhouse"}, (stage, depends[stage])
+    assert depends["runtime"] == {"base", "installer", *LAYER_STAGES}
+    runtime = text[text.index("AS runtime") :]
+    copies = [line for _, line in logical_lines(runtime) if line.startswith("COPY")]
+    assert len(copies) == 6 and all(line.startswith("COPY --link ") for line in copies), copies
 
 
 def test_continuations_comments_platform_flags_and_unnamed_stages() -> None:

@@ -63,6 +63,8 @@ def test_default_plan_builds_runtime_with_inline_cache_and_loads() -> None:
     assert kwargs["tags"] == ["audiobook-tts:latest", "127.0.0.1:5000/audiobook-tts:latest"]
     assert kwargs["build_args"]["TORCH_VARIANT"] == "cpu"
     assert kwargs["build_args"]["BASE_IMAGE"] == "127.0.0.1:5000/audiobook-tts/base:bookworm"
+    installer = "127.0.0.1:5000/audiobook-tts/base:installer-py3.11"
+    assert kwargs["build_args"]["INSTALLER_IMAGE"] == installer
     assert result.log_path == ROOT / "build-logs" / "20261121T080000.000Z-runtime.log"
 
 
@@ -142,7 +144,10 @@ def test_unknown_cache_mode_names_the_valid_ones() -> None:
 
 
 def test_wrong_target_lists_the_stages() -> None:
-    with pytest.raises(UsageError, match="base, torch, dependencies, builder, engines, runtime"):
+    with pytest.raises(
+        UsageError,
+        match="base, installer, torch, cuda-libraries, dependencies, engines, builder, runtime",
+    ):
         plan(BuildRequest(target="runtme"))
 
 
@@ -266,3 +271,10 @@ def test_engines_become_a_build_arg_and_set_the_default_tag_apart() -> None:
     )
     with pytest.raises(UsageError, match="unknown engine"):
         plan(BuildRequest(engines=("kokoro",)))
+
+
+def test_an_empty_installer_image_installs_on_the_base_and_says_so() -> None:
+    result = plan(installer_image="")
+    build_args = dict(result.build_args)
+    assert build_args["INSTALLER_IMAGE"] == build_args["BASE_IMAGE"]
+    assert any("follow the base image" in note for note in result.notes)
