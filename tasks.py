@@ -68,6 +68,8 @@ def down(c: Context) -> None:
         "no_up": "fail instead of running `inv up` when the platform is not up",
         "reproducible": "same commit, same digest: SOURCE_DATE_EPOCH from the last commit and "
         "layer timestamps clamped to it (slower export)",
+        "compression": "layer compression, gzip or zstd (default from invoke.yaml); zstd needs "
+        "a registry and engines that take OCI zstd layers (ECR, the local registry, Docker 23+)",
     },
 )
 @clear_errors
@@ -90,6 +92,7 @@ def build(
     engines: str = "",
     no_up: bool = False,
     reproducible: bool = False,
+    compression: str = "",
 ) -> None:
     """Build the service image with buildx; prints what was cached and appends to build-logs/."""
     request = BuildRequest(
@@ -108,6 +111,7 @@ def build(
         torch_variant=torch_variant or None,
         engines=split_values([engines] if engines else None),
         reproducible=reproducible,
+        compression=compression or None,
     )
     build_module.build(settings_from(c.config), request, say, start_platform=not no_up)
 
@@ -202,17 +206,37 @@ def context(c: Context, json: bool = False) -> None:
         "n": "runs per scenario and build (the table shows the median, min and max)",
         "publish": "copy the table and chart into README.md and docs/bench/",
         "keep_engine": "leave the sandbox engine running afterwards",
+        "variant": "which image: cpu (CPU torch, espeak) or cuda-csm (CUDA torch, espeak and "
+        "CSM: the image users ship; gigabytes of wheels, an hour on 2 cores)",
+        "installer": "how ours installs its package layers: pip (default) or uv",
+        "compression": "layer compression of both builds: gzip (default) or zstd",
     },
 )
 @clear_errors
 def bench(
-    c: Context, scenarios: str = "", n: int = 1, publish: bool = False, keep_engine: bool = False
+    c: Context,
+    scenarios: str = "",
+    n: int = 1,
+    publish: bool = False,
+    keep_engine: bool = False,
+    variant: str = "cpu",
+    installer: str = "pip",
+    compression: str = "gzip",
 ) -> None:
     """Measure build scenarios for this build and the naive baseline; write table, JSON, chart."""
     settings = settings_from(c.config)
+    image_variant = benchresults.image_variant(variant)
     out_dir = bench_module.bench_dir(settings)
     bench_module.run_bench(
-        settings, benchresults.parse_scenarios(scenarios), n, out_dir, say, keep_engine
+        settings,
+        benchresults.parse_scenarios(scenarios),
+        n,
+        out_dir,
+        say,
+        keep_engine,
+        image=image_variant,
+        installer=installer,
+        compression=compression,
     )
     if publish:
         benchresults.publish(out_dir, settings.root, say)

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from imagebuild import sandbox as sandbox_module
-from imagebuild.benchresults import BenchResult, Run, ScenarioResult, write_outputs
+from imagebuild.benchresults import (
+    BenchResult,
+    ImageVariant,
+    Run,
+    ScenarioResult,
+    image_variant,
+    write_outputs,
+)
 from imagebuild.build import build, copy_tree
 from imagebuild.config import Settings
 from imagebuild.engine import Engine
@@ -93,6 +100,9 @@ class Bench:
     runs: int
     base_image: str
     results: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+    # How ours installs its layers (pip or uv) and how both builds compress them.
+    installer: str = "pip"
+    compression: str = "gzip"
 
     def variant_settings(self, variant: Variant) -> Settings:
         return replace(
@@ -111,7 +121,11 @@ class Bench:
 
     def build(self, variant: Variant, cache_mode: str = "inline") -> BuildReport:
         request = BuildRequest(
-            tags=(f"{self.image(variant)}:bench",), cache_mode=cache_mode, progress="quiet"
+            tags=(f"{self.image(variant)}:bench",),
+            cache_mode=cache_mode,
+            progress="quiet",
+            compression=self.compression,
+            build_args=(f"INSTALL_TOOL={self.installer}",) if variant is OURS else (),
         )
         return build(self.variant_settings(variant), request, lambda _: None, start_platform=False)
 
@@ -190,12 +204,16 @@ class Bench:
                     self.base_image = self.new_base(unique)
                 self.record(name, variant, self.build(variant))
 
-    def image_sizes(self) -> dict[str, int]:
+    def image_sizes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Compressed and unpacked bytes of each build's image."""
         engine = Engine.of(self.settings)
-        sizes: dict[str, int] = {}
+        compressed: dict[str, int] = {}
+        unpacked: dict[str, int] = {}
         for variant in VARIANTS:
-            sizes[variant.name] = engine.image_size(f"{self.image(variant)}:bench")
-        return sizes
+            reference = f"{self.image(variant)}:bench"
+            compressed[variant.name] = engine.image_size(reference)
+            unpacked[variant.name] = engine.unpacked_size(reference)
+        return compressed, unpacked
 
 
 def machine_facts(settings: Settings) -> dict[str, str]:
@@ -226,20 +244,39 @@ def run_bench(
     printer: Printer,
     keep_engine: bool = False,
     engine_name: str = "bench",
+    image: ImageVariant | None = None,
+    installer: str = "pip",
+    compression: str = "gzip",
 ) -> BenchResult:
     if runs < 1:
         raise UsageError("-n must be at least 1")
+    if installer not in ("pip", "uv"):
+        raise UsageError(f"--installer {installer!r} is not one of pip, uv")
+    image = image or image_variant("cpu")
     box = sandbox_module.sandbox(settings, engine_name)
     printer(
-        f"bench: a fresh sandbox engine ({box.root}), scenarios {', '.join(scenarios)}, "
-        f"{runs} run(s) each; this takes minutes"
+        f"bench: the {image.name} image (torch {image.torch_variant}, engines "
+        f"{image.engines}) on a fresh sandbox engine ({box.root}), scenarios "
+        f"{', '.join(scenarios)}, {runs} run(s) each, installed with {installer}, "
+        f"{compression} layers; this takes minutes"
     )
     sandbox_module.start(box, printer, fresh=True)
-    bench_settings = box.settings(settings)
+    bench_settings = replace(
+        box.settings(settings), torch_variant=image.torch_variant, engines=image.engines
+    )
     started = utc_now()
     workspace = out_dir / "workspace"
     copy_tree(settings.root, workspace)
-    bench = Bench(bench_settings, workspace, out_dir / "logs", printer, runs, settings.base_image)
+    bench = Bench(
+        bench_settings,
+        workspace,
+        out_dir / "logs",
+        printer,
+        runs,
+        settings.base_image,
+        installer=installer,
+        compression=compression,
+    )
     try:
         if scenarios and scenarios[0] != "cold":
             printer("warming the sandbox builder (unmeasured) ...")
@@ -249,7 +286,7 @@ def run_bench(
             bench.scenario(name)
         for variant in VARIANTS:
             bench.build(variant)
-        sizes = bench.image_sizes()
+        sizes, unpacked = bench.image_sizes()
         result = BenchResult(
             started_at=started.isoformat(timespec="seconds"),
             machine=machine_facts(bench_settings),
@@ -259,6 +296,10 @@ def run_bench(
                 for (scenario, variant), items in bench.results.items()
             ),
             image_sizes=sizes,
+            image_variant=image.name,
+            installer=installer,
+            compression=compression,
+            unpacked_sizes=unpacked,
         )
     finally:
         if not keep_engine:

@@ -49,6 +49,8 @@ class Settings:
     # Empty: the engine's default network for RUN steps; "host" for an engine with no bridge.
     build_network: str = ""
     provenance: bool = False
+    # Layer compression: gzip (every registry and engine) or zstd (OCI; ECR, registry 2.8+).
+    compression: str = "gzip"
     # The docker-container builder made when the engine cannot export a cache itself (the
     # classic image store). Pinned by digest; point it at a mirror where Docker Hub is out
     # of reach (an ECR pull-through cache, a registry of your own).

@@ -284,6 +284,15 @@ def _image_size(docker: DockerClient, reference: str) -> int:
         return int(docker.image.inspect(reference).size or 0)
 
 
+def _unpacked_size(docker: DockerClient, reference: str) -> int:
+    """Bytes in the image's file system, as a container sees it (`du` on its root)."""
+    with docker_errors(f"cannot measure {reference} unpacked"):
+        output = docker.run(
+            reference, ["-sxb", "/"], entrypoint="du", user="0:0", remove=True, networks=["none"]
+        )
+    return int(str(output).split()[0])
+
+
 def _login(docker: DockerClient, server: str, username: str, password: str) -> None:
     # python-on-whales' own login lets docker's output through to the terminal; this is the
     # same call (password on standard input) with the output captured for a one-line error.
@@ -345,6 +354,9 @@ class Engine:
 
     def image_size(self, reference: str) -> int:
         return _image_size(self._docker, reference)
+
+    def unpacked_size(self, reference: str) -> int:
+        return _unpacked_size(self._docker, reference)
 
     def remove_images(self, references: Sequence[str]) -> None:
         _remove_images(self._docker, references)

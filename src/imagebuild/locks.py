@@ -40,6 +40,7 @@ GROUPS: tuple[LockGroup, ...] = (
     LockGroup("service", after=("torch-cpu",)),
     LockGroup("csm", after=("torch-cpu", "service")),
     LockGroup("dev", after=("service",)),
+    LockGroup("installer"),
 )
 
 

@@ -56,6 +56,10 @@ class BuildRequest:
     torch_variant: str | None = None
     engines: tuple[str, ...] = ()
     reproducible: bool = False
+    compression: str | None = None
+
+
+COMPRESSIONS = ("gzip", "zstd")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class BuildPlan:
     # SOURCE_DATE_EPOCH (dockerd's own exporters refuse rewrite-timestamp: they unpack),
     # and are loaded or pushed from there.
     oci_archive: Path | None = None
+    compression: str = "gzip"
     # Empty: the engine's own builder (docker driver); else a docker-container builder's name.
     builder: str = ""
 
@@ -125,6 +130,17 @@ class BuildPlan:
                 "dest": str(self.oci_archive),
                 "rewrite-timestamp": "true",
             }
+        elif self.compression != "gzip" and (self.push or not self.builder):
+            # The image exporter compresses as asked; it also stores (docker driver) and pushes.
+            kwargs["output"] = {
+                "type": "image",
+                "compression": self.compression,
+                "force-compression": "true",
+                "oci-mediatypes": "true",
+                **({"push": "true"} if self.push else {}),
+            }
+            if self.load and self.builder:
+                kwargs["load"] = True
         elif self.push and self.load and not self.builder:
             # One exporter that both stores the image in the engine and pushes it.
             kwargs["output"] = {"type": "image", "push": "true"}
@@ -163,9 +179,15 @@ class BuildPlan:
             parts += ["--platform", ",".join(self.platforms)]
         if self.network:
             parts += ["--network", self.network]
-        if self.push:
+        if self.compression != "gzip":
+            parts += [
+                "--output",
+                f"type=image,compression={self.compression},force-compression=true,"
+                f"oci-mediatypes=true{',push=true' if self.push else ''}",
+            ]
+        elif self.push:
             parts.append("--push")
-        if self.load:
+        if self.load and (self.compression == "gzip" or self.builder):
             parts.append("--load")
         parts.append(str(self.context))
         return " ".join(parts)
@@ -385,6 +407,9 @@ def make_plan(
     if wheelhouse is not None:
         contexts = ((WHEELHOUSE_CONTEXT, str(wheelhouse)),)
 
+    compression = request.compression or settings.compression
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"--compression {compression!r} is not one of {', '.join(COMPRESSIONS)}")
     load = request.load if request.load is not None else not request.push
     if load and len(request.platforms) > 1:
         raise UsageError("--load takes one platform; use --push for a multi-platform image")
@@ -415,6 +440,7 @@ def make_plan(
         notes=notes,
         network=settings.build_network,
         oci_archive=log_dir / f"{base_name}.oci.tar" if request.reproducible else None,
+        compression=compression,
     )
 
 

@@ -278,3 +278,24 @@ def test_an_empty_installer_image_installs_on_the_base_and_says_so() -> None:
     build_args = dict(result.build_args)
     assert build_args["INSTALLER_IMAGE"] == build_args["BASE_IMAGE"]
     assert any("follow the base image" in note for note in result.notes)
+
+
+def test_zstd_compression_is_an_image_output_that_stores_and_pushes() -> None:
+    pushed = plan(BuildRequest(push=True, load=True, compression="zstd")).buildx_kwargs()
+    assert pushed["output"] == {
+        "type": "image",
+        "compression": "zstd",
+        "force-compression": "true",
+        "oci-mediatypes": "true",
+        "push": "true",
+    }
+    assert "push" not in pushed and "load" not in pushed
+    loaded = plan(BuildRequest(compression="zstd")).buildx_kwargs()
+    assert loaded["output"]["compression"] == "zstd" and "push" not in loaded["output"]
+    assert plan(BuildRequest()).buildx_kwargs().get("load") is True  # gzip: the default
+    assert "compression=zstd" in plan(BuildRequest(compression="zstd")).describe()
+
+
+def test_an_unknown_compression_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--compression 'lz4' is not one of gzip, zstd"):
+        plan(BuildRequest(compression="lz4"))
