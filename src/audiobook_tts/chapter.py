@@ -16,7 +16,7 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from sentencex import segment
 
 from audiobook_tts.audio import LevelReport, db, measure, resample, rms
-from audiobook_tts.engines.base import Engine, Samples
+from audiobook_tts.engines.base import Engine, Samples, synthesize_all
 
 MASTER_RATE = 44100
 HEAD_SECONDS = 0.75
@@ -128,22 +128,26 @@ def render_chapter(
     progress: Progress | None = None,
     seed: int = 0,
 ) -> RenderedChapter:
-    """Synthesise, join, master; returns 44.1 kHz samples and their measured levels."""
+    """Synthesise (in the engine's batches), join, master; returns 44.1 kHz samples and
+    their measured levels."""
     pieces = list(chunks(text))
     if not pieces:
         raise ChapterError("the chapter has no sentence to speak")
     rng = np.random.default_rng(seed)
     parts: list[Samples] = []
     bounded: list[str] = []
-    for number, piece in enumerate(pieces, start=1):
-        audio = engine.synthesize(piece.text, voice, speed)
+
+    def done(count: int) -> None:
+        if progress is not None:
+            progress(count, len(pieces))
+
+    spoken = synthesize_all(engine, [piece.text for piece in pieces], voice, speed, done)
+    for piece, audio in zip(pieces, spoken, strict=True):
         if audio.hit_bound:
             bounded.append(piece.text)
         parts.append(resample(trim(audio.samples), audio.rate, MASTER_RATE))
         if piece.pause_after:
             parts.append(np.zeros(int(piece.pause_after * MASTER_RATE), dtype=np.float32))
-        if progress is not None:
-            progress(number, len(pieces))
     speech = master(np.concatenate(parts), MASTER_RATE)
     # Room tone under the pauses too: a pause of digital zero would be the noise floor.
     speech = speech + room_tone(speech.size, rng)

@@ -28,6 +28,9 @@ class ServiceSettings:
     csm_model: str = ""
     csm_voices: str = ""
     device: str = ""
+    # Sentences of a chapter synthesised together by the csm engine: 0 picks by device
+    # (16 on a GPU, 1 on the CPU, where a batch buys nothing).
+    csm_batch: int = 0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -63,4 +66,5 @@ class ServiceSettings:
             csm_model=env.get("AUDIOBOOK_TTS_CSM_MODEL", ""),
             csm_voices=env.get("AUDIOBOOK_TTS_CSM_VOICES", ""),
             device=env.get("AUDIOBOOK_TTS_DEVICE", ""),
+            csm_batch=number("AUDIOBOOK_TTS_CSM_BATCH", defaults.csm_batch),
         )

@@ -17,6 +17,7 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from audiobook_tts.app import create_app
+from audiobook_tts.chapter import render_chapter
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Audio, Engine, EngineError, Voice, load_engine
 from audiobook_tts.engines.csm import CsmEngine, check_model_dir, frame_bound
@@ -59,6 +60,34 @@ def test_greedy_decoding_gives_the_same_samples_twice(engine: CsmEngine) -> None
     first = engine.synthesize("The same words, twice.", "alloy", 1.0)
     second = engine.synthesize("The same words, twice.", "alloy", 1.0)
     assert np.array_equal(first.samples, second.samples)
+
+
+def batched(engine: CsmEngine, size: int) -> CsmEngine:
+    """The same model and voices, decoding `size` sentences at a time."""
+    return CsmEngine(
+        engine.model, engine.processor, "cpu", engine.model_dir, engine.references, size
+    )
+
+
+def test_a_batch_gives_each_sentence_exactly_what_it_gets_alone(engine: CsmEngine) -> None:
+    texts = ["Hi.", "A much longer sentence, with many more words to say.", "Then rain."]
+    alone = [engine.synthesize(text, "narrator", 1.0) for text in texts]
+    together = batched(engine, 3).synthesize_batch(texts, "narrator", 1.0)
+    for one, many in zip(alone, together, strict=True):
+        # Each keeps its own length bound, and greedy decoding with left padding matches.
+        assert np.array_equal(one.samples, many.samples) and one.hit_bound == many.hit_bound
+    assert len({audio.samples.size for audio in together}) == 3
+
+
+def test_a_chapter_in_batches_is_the_chapter_sentence_by_sentence(engine: CsmEngine) -> None:
+    text = "One. The second sentence is longer than the first.\n\nTwo. Three, four."
+    seen: list[tuple[int, int]] = []
+    one_by_one = render_chapter(engine, text, "alloy")
+    in_batches = render_chapter(
+        batched(engine, 3), text, "alloy", progress=lambda done, total: seen.append((done, total))
+    )
+    assert engine.batch_size == 1 and np.array_equal(one_by_one.samples, in_batches.samples)
+    assert seen == [(3, 4), (4, 4)]  # progress per batch: 3 sentences, then the last
 
 
 def test_a_reference_clip_is_context_for_its_voice(engine: CsmEngine) -> None:

@@ -31,5 +31,7 @@ def load_engine(name: str, settings: ServiceSettings | None = None) -> Engine:
     if name == "espeak":
         return EspeakEngine()
     if name == "csm":
-        return CsmEngine.load(settings.csm_model, settings.device, settings.csm_voices)
+        return CsmEngine.load(
+            settings.csm_model, settings.device, settings.csm_voices, settings.csm_batch
+        )
     raise ValueError(f"unknown engine {name!r}; known engines: espeak, csm")

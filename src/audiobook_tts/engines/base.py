@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,3 +55,42 @@ class Engine(Protocol):
     def facts(self) -> dict[str, str]:
         """What /readyz says of the engine: name, version, device, and what else it has."""
         ...
+
+
+class BatchEngine(Engine, Protocol):
+    """An engine that synthesises several sentences at once (a GPU model), in their order."""
+
+    batch_size: int
+
+    def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]: ...
+
+
+def synthesize_all(
+    engine: Engine,
+    texts: list[str],
+    voice: str,
+    speed: float,
+    done: Callable[[int], None] | None = None,
+) -> list[Audio]:
+    """Every text, in batches where the engine has them; the audio in the order given.
+
+    Batches group sentences of similar length, so that short ones do not wait on padding
+    behind long ones; `done(count)` follows the progress.
+    """
+    size = getattr(engine, "batch_size", 1)
+    batch = getattr(engine, "synthesize_batch", None)
+    results: list[Audio | None] = [None] * len(texts)
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    finished = 0
+    for start in range(0, len(order), max(1, size)):
+        group = order[start : start + max(1, size)]
+        if batch is not None and len(group) > 1:
+            audio = batch([texts[index] for index in group], voice, speed)
+        else:
+            audio = [engine.synthesize(texts[index], voice, speed) for index in group]
+        for index, item in zip(group, audio, strict=True):
+            results[index] = item
+        finished += len(group)
+        if done is not None:
+            done(finished)
+    return [item for item in results if item is not None]

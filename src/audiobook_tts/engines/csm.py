@@ -32,6 +32,7 @@ FRAME_RATE = 12.5  # Mimi frames a second: one frame is 80 ms
 SLOW_CHARACTERS_PER_SECOND = 8.0
 BOUND_EXTRA_SECONDS = 2.0
 SPEAKERS = 10
+DEFAULT_GPU_BATCH = 16
 OPENAI_SPEAKERS = {"alloy": 0, "echo": 1, "fable": 2, "onyx": 3, "nova": 4, "shimmer": 5}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -116,6 +117,7 @@ class CsmEngine:
         device: str,
         model_dir: str = "(in memory)",
         references: dict[str, Reference] | None = None,
+        batch_size: int = 0,
     ) -> None:
         import torch
         import transformers
@@ -125,13 +127,19 @@ class CsmEngine:
         self.device = device
         self.model_dir = model_dir
         self.references = references or {}
+        if batch_size < 0:
+            raise EngineError(f"AUDIOBOOK_TTS_CSM_BATCH={batch_size}: use 1 or more (0: by device)")
+        # Sentences of a chapter decoded together: a GPU is bound by kernel launches, not math.
+        self.batch_size = batch_size or (DEFAULT_GPU_BATCH if device.startswith("cuda") else 1)
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
         # One generate at a time: the model's caches are not shared between threads.
         self.lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str, device: str = "", voices_dir: str = "") -> CsmEngine:
+    def load(
+        cls, model_dir: str, device: str = "", voices_dir: str = "", batch_size: int = 0
+    ) -> CsmEngine:
         """Load offline from a mounted directory (HF_HUB_OFFLINE: nothing is downloaded)."""
         path = check_model_dir(model_dir)
         references = read_references(voices_dir)
@@ -149,7 +157,7 @@ class CsmEngine:
         except (OSError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise EngineError(f"cannot load the CSM model from {path}: {first}") from error
-        return cls(model.to(chosen).eval(), processor, chosen, str(path), references)
+        return cls(model.to(chosen).eval(), processor, chosen, str(path), references, batch_size)
 
     def facts(self) -> dict[str, str]:
         return {
@@ -158,6 +166,7 @@ class CsmEngine:
             "device": self.device,
             "dtype": self.dtype,
             "model": self.model_dir,
+            "batch_size": str(self.batch_size),
         }
 
     def voices(self) -> list[Voice]:
@@ -226,33 +235,48 @@ class CsmEngine:
     def generate(
         self, texts: list[str], voice: str, frames: int | None = None, seed: int = 0
     ) -> list[Audio]:
-        """Greedy decoding of a batch; `frames` fixes the length (min = max new tokens)."""
+        """Greedy decoding of a batch; `frames` fixes the length (min = max new tokens).
+
+        Each text keeps its own length bound in a batch: the batch decodes to the longest
+        bound, and each sequence is cut at its end token or its own bound, whichever comes
+        first, before the codec turns it into audio (as it would be alone).
+        """
         import torch
 
         inputs = self.inputs(texts, voice).to(self.device)
-        bound = frames or max(frame_bound(text) for text in texts)
+        bounds = [frames or frame_bound(text) for text in texts]
         options: dict[str, Any] = {
-            "max_new_tokens": bound,
+            "max_new_tokens": max(bounds),
             "do_sample": False,
             "depth_decoder_do_sample": False,
-            "output_audio": True,
             "return_dict_in_generate": True,
         }
         if frames is not None:
             options["min_new_tokens"] = frames
+        results: list[Audio] = []
+        eos = self.model.config.codebook_eos_token_id
         with self.lock, torch.inference_mode():
             torch.manual_seed(seed)
             output = self.model.generate(**inputs, **options)
-        results: list[Audio] = []
-        eos = self.model.config.codebook_eos_token_id
-        for codes, audio in zip(output.sequences, output.audio, strict=True):
-            ended = bool((codes == eos).all(dim=-1).any())
-            samples = audio.float().cpu().numpy().astype(np.float32)
-            results.append(Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, hit_bound=not ended))
+            for codes, bound in zip(output.sequences, bounds, strict=True):
+                ends = (codes == eos).all(dim=-1).nonzero()
+                end = int(ends.min()) if ends.numel() else int(codes.shape[0])
+                cut = min(end, bound)
+                samples = np.zeros(0, dtype=np.float32)
+                if cut > 0:
+                    decoded = self.model.codec_model.decode(codes[:cut].transpose(0, 1)[None])
+                    samples = decoded.audio_values[0, 0].float().cpu().numpy().astype(np.float32)
+                # Alone, it would have stopped at its bound unless its end token came first.
+                ended = ends.numel() > 0 and end < bound
+                results.append(Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, not ended))
         return results
 
     def synthesize(self, text: str, voice: str, speed: float) -> Audio:
+        return self.synthesize_batch([text], voice, speed)[0]
+
+    def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]:
+        """Several sentences in one voice, decoded together; audio in the order given."""
         if abs(speed - 1.0) > 1e-6:
             raise EngineRefusal("speed: the csm engine speaks at 1.0 only")
         self.speaker(voice)
-        return self.generate([text], voice)[0]
+        return self.generate(texts, voice)
