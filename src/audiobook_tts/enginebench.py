@@ -5,6 +5,12 @@ engine's own generation path for a fixed number of frames (min = max new tokens,
 weights cannot stop early), and writes frames a second, the real-time factor of one stream,
 the sample count and peak GPU memory to `docs/engine-bench/<device>.json`. Random weights at
 a fixed length cost the same compute as the checkpoint; the audio itself means nothing.
+
+`--chapter-batches 16,32,64` adds chapter throughput: a 5,000-character chapter's sentences
+through the engine in batches of each size (as `render_chapter` hands them). Random weights
+never say "end", so every sentence runs to its length bound (8 characters a second, plus
+2 s): the audio is longer than real speech of the text would be, and the figure is audio
+seconds made per wall second at those lengths.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
 
 
-def measure(shape: str, device: str, frames: int, runs: int) -> dict[str, Any]:
+def measure(shape: str, device: str, frames: int, runs: int) -> tuple[dict[str, Any], CsmEngine]:
     import torch
     import transformers
 
@@ -77,7 +83,64 @@ def measure(shape: str, device: str, frames: int, runs: int) -> dict[str, Any]:
         "samples": samples,
         "expected_samples": frames * SAMPLE_RATE * 2 // 25,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
-    }
+    }, engine
+
+
+CHAPTER_SENTENCES = (
+    "The rain had not stopped for three days, and the river was rising fast.",
+    "She closed the shutters, lit the lamp, and sat down to wait for the news.",
+    "Nobody in the village remembered a spring like it.",
+    "By morning the road to the mill was under water, and the bridge was gone.",
+    "He said nothing, but she saw his hands shake as he poured the tea.",
+)
+
+
+def chapter_text(characters: int = 5000) -> str:
+    """About `characters` of plain narrative, in paragraphs of five sentences."""
+    sentences: list[str] = []
+    while sum(len(sentence) + 1 for sentence in sentences) < characters:
+        sentences.append(CHAPTER_SENTENCES[len(sentences) % len(CHAPTER_SENTENCES)])
+    paragraphs = [" ".join(sentences[at : at + 5]) for at in range(0, len(sentences), 5)]
+    return "\n\n".join(paragraphs)
+
+
+def measure_chapter(engine: CsmEngine, batch_sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Seconds and x real time for one chapter's sentences at each batch size."""
+    import torch
+
+    from audiobook_tts.chapter import chunks
+    from audiobook_tts.engines.base import synthesize_all
+
+    text = chapter_text()
+    sentences = [chunk.text for chunk in chunks(text)]
+    cuda = engine.device.startswith("cuda")
+    results: list[dict[str, Any]] = []
+    for size in batch_sizes:
+        engine.batch_size = size
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        audio = synthesize_all(engine, sentences, "0", 1.0)
+        if cuda:
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - started
+        audio_seconds = sum(item.samples.size for item in audio) / SAMPLE_RATE
+        results.append(
+            {
+                "batch_size": size,
+                "characters": len(text),
+                "sentences": len(sentences),
+                "seconds": round(elapsed, 2),
+                "audio_seconds": round(audio_seconds, 1),
+                "times_real_time": round(audio_seconds / elapsed, 1),
+                "peak_gpu_memory_gb": (
+                    round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None
+                ),
+            }
+        )
+        print(json.dumps(results[-1]), flush=True)
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,13 +154,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("docs/engine-bench"), help="folder for <device>.json"
     )
+    parser.add_argument(
+        "--chapter-batches",
+        default="",
+        help="comma-separated batch sizes for the 5,000-character chapter (empty: skip it)",
+    )
     args = parser.parse_args(argv)
     if args.frames < 1 or args.runs < 1:
         parser.error("--frames and --runs must be at least 1")
+    try:
+        batches = [int(part) for part in args.chapter_batches.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"--chapter-batches {args.chapter_batches!r}: whole numbers, commas between")
+    if any(size < 1 for size in batches):
+        parser.error("--chapter-batches: every size must be at least 1")
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    result = measure(args.shape, device, args.frames, args.runs)
+    result, engine = measure(args.shape, device, args.frames, args.runs)
+    if batches:
+        chapter = measure_chapter(engine, batches)
+        best = max(chapter, key=lambda item: item["times_real_time"])
+        result["chapter"] = {
+            "path": "render_chapter's batches (synthesize_all), greedy, to each length bound",
+            "runs": chapter,
+            "best_batch_size": best["batch_size"],
+            "best_times_real_time": best["times_real_time"],
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{device_slug(result['device'])}-{args.shape}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
