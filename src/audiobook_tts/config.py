@@ -29,7 +29,7 @@ class ServiceSettings:
     csm_voices: str = ""
     device: str = ""
     # Sentences of a chapter synthesised together by the csm engine: 0 picks by device
-    # (16 on a GPU, 1 on the CPU, where a batch buys nothing).
+    # (64 on a GPU, 8 on the CPU).
     csm_batch: int = 0
 
     @classmethod

@@ -51,9 +51,9 @@ def test_an_old_engine_fails_with_the_fix() -> None:
 
 
 @pytest.mark.parametrize(
-    ("free_gb", "state"), [(2, "FAIL"), (5, "warn"), (19.9, "warn"), (20, "ok"), (300, "ok")]
+    ("free_gb", "state"), [(2, "FAIL"), (5, "warn"), (29.9, "warn"), (30, "ok"), (300, "ok")]
 )
-def test_the_disk_check_fails_below_5_gb_and_warns_below_20(free_gb: float, state: str) -> None:
+def test_the_disk_check_fails_below_5_gb_and_warns_below_30(free_gb: float, state: str) -> None:
     check = disk_check("/var/lib/docker", int(free_gb * 10**9))
     assert check.state == state
     assert "free on the engine's data root (/var/lib/docker)" in check.detail

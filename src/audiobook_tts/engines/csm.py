@@ -32,7 +32,10 @@ FRAME_RATE = 12.5  # Mimi frames a second: one frame is 80 ms
 SLOW_CHARACTERS_PER_SECOND = 8.0
 BOUND_EXTRA_SECONDS = 2.0
 SPEAKERS = 10
-DEFAULT_GPU_BATCH = 16
+# A whole 5,000-character chapter (74 sentences) in one or two batches: 4 GB on an H100.
+DEFAULT_GPU_BATCH = 64
+# On the CPU a batch helps too (the tiny model: 4 sentences in 4.7 s, 16.5 s one by one).
+DEFAULT_CPU_BATCH = 8
 OPENAI_SPEAKERS = {"alloy": 0, "echo": 1, "fable": 2, "onyx": 3, "nova": 4, "shimmer": 5}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -130,7 +133,9 @@ class CsmEngine:
         if batch_size < 0:
             raise EngineError(f"AUDIOBOOK_TTS_CSM_BATCH={batch_size}: use 1 or more (0: by device)")
         # Sentences of a chapter decoded together: a GPU is bound by kernel launches, not math.
-        self.batch_size = batch_size or (DEFAULT_GPU_BATCH if device.startswith("cuda") else 1)
+        self.batch_size = batch_size or (
+            DEFAULT_GPU_BATCH if device.startswith("cuda") else DEFAULT_CPU_BATCH
+        )
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
         # One generate at a time: the model's caches are not shared between threads.
