@@ -42,6 +42,34 @@ def output_rate(response_format: str, rate: int) -> int:
     return rate
 
 
+STREAM_FORMATS = ("pcm", "wav")
+
+
+def pcm16(samples: Samples) -> bytes:
+    """Little-endian 16-bit PCM of samples in [-1, 1]."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def streaming_wav_header(rate: int) -> bytes:
+    """A WAV header for 16-bit mono PCM of unknown length (sizes at their maximum), as
+    OpenAI's streamed WAV: players and soundfile read the data up to the stream's end."""
+    unknown = 0xFFFFFFFF
+    return (
+        b"RIFF"
+        + unknown.to_bytes(4, "little")
+        + b"WAVEfmt "
+        + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")  # PCM
+        + (1).to_bytes(2, "little")  # mono
+        + rate.to_bytes(4, "little")
+        + (rate * 2).to_bytes(4, "little")
+        + (2).to_bytes(2, "little")
+        + (16).to_bytes(2, "little")
+        + b"data"
+        + unknown.to_bytes(4, "little")
+    )
+
+
 def encode(samples: Samples, sample_rate: int, response_format: str) -> bytes:
     """Mono float samples in [-1, 1] to one file of the format, at its output rate."""
     if response_format not in FORMATS:

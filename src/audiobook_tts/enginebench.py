@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from audiobook_tts.chapter import chunks
+from audiobook_tts.engines.base import synthesize_all
 from audiobook_tts.engines.csm import FRAME_RATE, SAMPLE_RATE, CsmEngine
 from audiobook_tts.engines.csmrandom import CSM_1B, TINY, build
 
@@ -107,9 +109,6 @@ def chapter_text(characters: int = 5000) -> str:
 def measure_chapter(engine: CsmEngine, batch_sizes: Sequence[int]) -> list[dict[str, Any]]:
     """Seconds and x real time for one chapter's sentences at each batch size."""
     import torch
-
-    from audiobook_tts.chapter import chunks
-    from audiobook_tts.engines.base import synthesize_all
 
     text = chapter_text()
     sentences = [chunk.text for chunk in chunks(text)]

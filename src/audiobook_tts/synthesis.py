@@ -109,6 +109,17 @@ class Synthesis:
         finally:
             self.admission.release()
 
+    def admit_stream(self, model: str, voice: str) -> Engine:
+        """Check and admit a streamed request now (a refusal comes before any audio); the
+        stream must call `admission.release()` when it ends, however it ends."""
+        engine = self.engine(model)
+        self.check_voice(engine, voice)
+        if not self.admission.try_admit():
+            raise Refused(
+                429, "too many requests in flight; retry shortly", headers={"Retry-After": "1"}
+            )
+        return engine
+
     async def in_thread(self, function: Callable[..., T], *args: object) -> T:
         """A blocking call, counted against the running limit."""
         return await anyio.to_thread.run_sync(function, *args, limiter=self.admission.limiter)

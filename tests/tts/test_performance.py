@@ -88,3 +88,39 @@ def test_real_time_factor_and_first_byte(
     print(case, result)
     # Faster than real time is the least a speech service must be.
     assert result["real_time_factor"] < 1.0
+
+
+def test_streamed_speech_is_chunked_and_its_first_audio_comes_early(
+    service: Service, findings: Findings
+) -> None:
+    text = (SENTENCE * 60)[:4000]
+    payload = {"input": text, "response_format": "wav", "stream": True}
+    address = urlparse(service.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=600)
+    started = time.monotonic()
+    connection.request(
+        "POST",
+        "/v1/audio/speech",
+        body=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Transfer-Encoding") == "chunked"
+    header = response.read(44)
+    first_audio = response.read(2)
+    first_seconds = time.monotonic() - started
+    rest = response.read()
+    total = time.monotonic() - started
+    connection.close()
+    assert header.startswith(b"RIFF") and len(first_audio) == 2
+    audio = decode(header + first_audio + rest, "wav")
+    assert audio.seconds > 150  # 47 sentences of speech with their pauses
+    whole_first, _, _ = timed_post(service, "/v1/audio/speech", {"input": text})
+    result = {
+        "stream_first_audio_seconds": round(first_seconds, 3),
+        "stream_total_seconds": round(total, 3),
+        "unstreamed_first_byte_seconds": round(whole_first, 3),
+        "audio_seconds": round(audio.seconds, 1),
+    }
+    findings.data["performance"]["4k-character streamed speech"] = result
+    print("streamed", result)

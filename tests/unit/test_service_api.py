@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import soundfile
 from fastapi.testclient import TestClient
 
 from audiobook_tts.app import create_app
@@ -153,3 +154,41 @@ def test_chapters_split_into_sentences_with_paragraph_pauses() -> None:
     ]
     assert [p.pause_after for p in pieces] == [SENTENCE_PAUSE, PARAGRAPH_PAUSE, SENTENCE_PAUSE, 0.0]
     assert list(chunks("  \n\n  ")) == []
+
+
+STORY = "The rain came. The river rose.\n\nBy morning the bridge was gone."
+
+
+def test_streamed_pcm_comes_sentence_by_sentence_and_decodes(client: TestClient) -> None:
+    payload = {"input": STORY, "voice": "alloy", "response_format": "pcm", "stream": True}
+    with client.stream("POST", "/v1/audio/speech", json=payload) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "audio/pcm"
+        assert response.headers["x-sample-rate"] == "24000"
+        pieces = [piece for piece in response.iter_bytes() if piece]
+    assert len(pieces) == 3  # one per sentence, each sent when it was made
+    samples = np.frombuffer(b"".join(pieces), dtype="<i2")
+    assert samples.size > 24000 and np.abs(samples).max() > 8000
+    # The admission was given back when the stream ended.
+    assert client.app.state.synthesis.admission.admitted == 0  # type: ignore[attr-defined]
+
+
+def test_streamed_wav_has_a_header_first_and_reads_as_one_file(client: TestClient) -> None:
+    payload = {"input": STORY, "voice": "alloy", "response_format": "wav", "stream": True}
+    with client.stream("POST", "/v1/audio/speech", json=payload) as response:
+        pieces = [piece for piece in response.iter_bytes() if piece]
+    assert pieces[0].startswith(b"RIFF") and len(pieces) == 4  # header, then 3 sentences
+    samples, rate = soundfile.read(io.BytesIO(b"".join(pieces)), dtype="float32")
+    assert rate == 16000 and samples.size == sum(len(piece) for piece in pieces[1:]) // 2
+
+
+def test_streaming_refuses_formats_it_cannot_stream_before_any_audio(client: TestClient) -> None:
+    payload = {"input": STORY, "voice": "alloy", "response_format": "opus", "stream": True}
+    response = client.post("/v1/audio/speech", json=payload)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "response_format"
+    unknown = client.post(
+        "/v1/audio/speech", json={**payload, "response_format": "pcm", "voice": "x"}
+    )
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "voice"
+    assert client.app.state.synthesis.admission.admitted == 0  # type: ignore[attr-defined]

@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from audiobook_tts.audio import CONTENT_TYPES, encode, output_rate
+from audiobook_tts.audio import (
+    CONTENT_TYPES,
+    PCM_RATE,
+    STREAM_FORMATS,
+    encode,
+    output_rate,
+)
 from audiobook_tts.engines import Engine
 from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
+from audiobook_tts.streaming import speech_stream
 from audiobook_tts.synthesis import Refused, Synthesis
 
 router = APIRouter()
@@ -26,6 +33,8 @@ class SpeechRequest(BaseModel):
     voice: str = Field(default="alloy", max_length=100)
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    # Send audio sentence by sentence as it is made (pcm or wav), as Kokoro-FastAPI does.
+    stream: bool = False
 
 
 @router.get("/v1/voices")
@@ -52,6 +61,29 @@ async def speech(request: Request, body: SpeechRequest) -> Response:
     limit = synthesis.settings.max_input_chars
     if len(body.input) > limit:
         return error_response(400, f"input: at most {limit} characters", "input")
+
+    if body.stream:
+        if body.response_format not in STREAM_FORMATS:
+            return error_response(
+                400,
+                f"response_format: streamed speech is {' or '.join(STREAM_FORMATS)}, "
+                f"not {body.response_format}",
+                "response_format",
+            )
+        try:
+            engine = synthesis.admit_stream(body.model, body.voice)
+        except Refused as refused:
+            return refusal_response(refused)
+        headers = {"X-Engine": engine.name}
+        if body.response_format == "pcm":
+            headers["X-Sample-Rate"] = str(PCM_RATE)
+        return StreamingResponse(
+            speech_stream(
+                synthesis, engine, body.input, body.voice, body.speed, body.response_format
+            ),
+            media_type=CONTENT_TYPES[body.response_format],
+            headers=headers,
+        )
 
     async def work(engine: Engine) -> Response:
         audio = await synthesis.in_thread(engine.synthesize, body.input, body.voice, body.speed)
