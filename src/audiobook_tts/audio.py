@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soundfile
 from scipy.signal import resample_poly
 
-from audiobook_tts.engines.base import Samples
+# Mono float32 samples in [-1, 1]: what every engine returns and every function here takes.
+Samples = npt.NDArray[np.float32]
+
 
 FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
 CONTENT_TYPES = {

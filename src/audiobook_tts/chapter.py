@@ -15,8 +15,8 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from sentencex import segment
 
-from audiobook_tts.audio import LevelReport, db, measure, resample, rms
-from audiobook_tts.engines.base import Engine, Samples, synthesize_all
+from audiobook_tts.audio import LevelReport, Samples, db, measure, resample, rms
+from audiobook_tts.engines.base import Engine, synthesize_all
 
 MASTER_RATE = 44100
 HEAD_SECONDS = 0.75

@@ -31,6 +31,8 @@ class ServiceSettings:
     # Sentences of a chapter synthesised together by the csm engine: 0 picks by device
     # (64 on a GPU, 8 on the CPU).
     csm_batch: int = 0
+    # fast: static caches, each frame a CUDA graph on a GPU; generate: transformers' generate.
+    csm_decoder: str = "fast"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -67,4 +69,5 @@ class ServiceSettings:
             csm_voices=env.get("AUDIOBOOK_TTS_CSM_VOICES", ""),
             device=env.get("AUDIOBOOK_TTS_DEVICE", ""),
             csm_batch=number("AUDIOBOOK_TTS_CSM_BATCH", defaults.csm_batch),
+            csm_decoder=env.get("AUDIOBOOK_TTS_CSM_DECODER", defaults.csm_decoder),
         )

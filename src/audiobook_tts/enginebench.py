@@ -28,6 +28,7 @@ from typing import Any
 from audiobook_tts.chapter import chunks
 from audiobook_tts.engines.base import synthesize_all
 from audiobook_tts.engines.csm import FRAME_RATE, SAMPLE_RATE, CsmEngine
+from audiobook_tts.engines.csmfast import FastCsmDecoder
 from audiobook_tts.engines.csmrandom import CSM_1B, TINY, build
 
 SHAPES = {"csm-1b": CSM_1B, "tiny": TINY}
@@ -38,13 +39,44 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
 
 
-def measure(shape: str, device: str, frames: int, runs: int) -> tuple[dict[str, Any], CsmEngine]:
+def agreement(engine: CsmEngine, frames: int = 64) -> dict[str, int]:
+    """Frames (of `frames`) on which the decoders agree, greedy, one sentence: the CUDA graph
+    against the same steps run eagerly, and both against transformers' `generate`."""
+    import torch
+
+    inputs = engine.inputs([TEXT], "0").to(engine.device)
+    length = inputs["attention_mask"].shape[1]
+    with torch.inference_mode():
+        graphed = FastCsmDecoder(engine.model, 1, length, frames).run(inputs, use_graph=True)
+        eager = FastCsmDecoder(engine.model, 1, length, frames).run(inputs, use_graph=False)
+        generated = engine.model.generate(
+            **inputs,
+            max_new_tokens=frames,
+            do_sample=False,
+            depth_decoder_do_sample=False,
+            return_dict_in_generate=True,
+        ).sequences
+    count = min(generated.shape[1], frames)
+
+    def same(first: Any, second: Any) -> int:
+        return int((first[0, :count] == second[0, :count]).all(dim=-1).sum())
+
+    return {
+        "frames": count,
+        "graph_equals_eager": same(graphed, eager),
+        "eager_equals_generate": same(eager, generated),
+    }
+
+
+def measure(
+    shape: str, device: str, frames: int, runs: int, decoder: str = "fast"
+) -> tuple[dict[str, Any], CsmEngine]:
     import torch
     import transformers
 
     model, processor = build(SHAPES[shape])
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    engine = CsmEngine(model.to(device=device, dtype=dtype), processor, device)
+    engine = CsmEngine(model.to(device=device, dtype=dtype), processor, device, decoder=decoder)
     cuda = device.startswith("cuda")
 
     def timed(count: int) -> tuple[float, int]:
@@ -66,6 +98,15 @@ def measure(shape: str, device: str, frames: int, runs: int) -> tuple[dict[str, 
         seconds.append(elapsed)
     best = min(seconds)
     audio_seconds = frames / FRAME_RATE
+    # What a streamed request waits for before its first audio: its first sentence, whole.
+    first_sentence = next(iter(chunks(chapter_text()))).text
+    if cuda:
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    (first_audio,) = engine.generate([first_sentence], "0")
+    if cuda:
+        torch.cuda.synchronize()
+    first_seconds = time.perf_counter() - started
     name = torch.cuda.get_device_name() if cuda else platform.processor() or "cpu"
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -75,7 +116,7 @@ def measure(shape: str, device: str, frames: int, runs: int) -> tuple[dict[str, 
         "shape": shape,
         "dtype": str(dtype).removeprefix("torch."),
         "weights": "random (csm-1b-shaped); same compute as the checkpoint at a fixed length",
-        "path": "transformers generate, greedy, one stream (CsmEngine.generate)",
+        "path": f"CsmEngine.generate, decoder {engine.facts()['decoder']}, greedy, one stream",
         "frames": frames,
         "runs": runs,
         "seconds": [round(value, 3) for value in seconds],
@@ -85,6 +126,14 @@ def measure(shape: str, device: str, frames: int, runs: int) -> tuple[dict[str, 
         "samples": samples,
         "expected_samples": frames * SAMPLE_RATE * 2 // 25,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
+        "time_to_first_audio": {
+            "seconds": round(first_seconds, 3),
+            "sentence": first_sentence,
+            "audio_seconds": round(first_audio.samples.size / SAMPLE_RATE, 2),
+            "note": "a streamed request's first chunk is its first sentence, decoded whole; "
+            "random weights run it to its length bound",
+        },
+        "agreement": agreement(engine) if cuda and engine.decoder == "fast" else None,
     }, engine
 
 
@@ -154,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=Path("docs/engine-bench"), help="folder for <device>.json"
     )
     parser.add_argument(
+        "--decoder", choices=("fast", "generate"), default="fast", help="the csm decoder"
+    )
+    parser.add_argument(
         "--chapter-batches",
         default="",
         help="comma-separated batch sizes for the 5,000-character chapter (empty: skip it)",
@@ -170,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    result, engine = measure(args.shape, device, args.frames, args.runs)
+    result, engine = measure(args.shape, device, args.frames, args.runs, args.decoder)
     if batches:
         chapter = measure_chapter(engine, batches)
         best = max(chapter, key=lambda item: item["times_real_time"])
@@ -181,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "best_times_real_time": best["times_real_time"],
         }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{device_slug(result['device'])}-{args.shape}.json"
+    path = args.out / f"{device_slug(result['device'])}-{args.shape}-{args.decoder}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
     print(f"written: {path}")

@@ -21,6 +21,7 @@ from audiobook_tts.chapter import render_chapter
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Audio, Engine, EngineError, Voice, load_engine
 from audiobook_tts.engines.csm import CsmEngine, check_model_dir, frame_bound
+from audiobook_tts.engines.csmfast import FastCsmDecoder
 from audiobook_tts.engines.csmrandom import save
 
 
@@ -89,6 +90,43 @@ def test_a_chapter_in_batches_is_the_chapter_sentence_by_sentence(engine: CsmEng
     assert engine.batch_size == 8  # the CPU's default
     assert np.array_equal(one_by_one.samples, in_batches.samples)
     assert seen == [(3, 4), (4, 4)]  # progress per batch: 3 sentences, then the last
+
+
+@pytest.mark.parametrize("voice", ["alloy", "narrator"])
+def test_the_fast_decoder_matches_generate_token_for_token(engine: CsmEngine, voice: str) -> None:
+    """Static caches and hand-written steps against transformers' own greedy `generate`,
+    one sentence and a left-padded batch, with and without a reference clip as context."""
+    import torch
+
+    for texts in (["Chapter one. It was a dark night."], ["Hi.", "A much longer sentence."]):
+        inputs = engine.inputs(texts, voice)
+        with torch.inference_mode():
+            reference = engine.model.generate(
+                **inputs,
+                max_new_tokens=24,
+                do_sample=False,
+                depth_decoder_do_sample=False,
+                return_dict_in_generate=True,
+            ).sequences
+        decoder = FastCsmDecoder(engine.model, len(texts), inputs["attention_mask"].shape[1], 24)
+        fast = decoder.run(inputs, use_graph=False)
+        assert fast.shape == reference.shape
+        assert torch.equal(fast, reference)
+
+
+def test_both_decoders_give_the_engine_the_same_audio(engine: CsmEngine) -> None:
+    texts = ["Hi.", "The second sentence is longer than the first."]
+    slow = CsmEngine(engine.model, engine.processor, "cpu", decoder="generate")
+    for fast_audio, slow_audio in zip(
+        engine.synthesize_batch(texts, "0", 1.0),
+        slow.synthesize_batch(texts, "0", 1.0),
+        strict=True,
+    ):
+        assert np.array_equal(fast_audio.samples, slow_audio.samples)
+        assert fast_audio.hit_bound == slow_audio.hit_bound
+    assert engine.facts()["decoder"] == "fast" and slow.facts()["decoder"] == "generate"
+    with pytest.raises(EngineError, match="AUDIOBOOK_TTS_CSM_DECODER=beam"):
+        CsmEngine(engine.model, engine.processor, "cpu", decoder="beam")
 
 
 def test_a_reference_clip_is_context_for_its_voice(engine: CsmEngine) -> None:

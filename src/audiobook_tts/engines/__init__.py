@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from audiobook_tts.audio import Samples
 from audiobook_tts.config import ServiceSettings
-from audiobook_tts.engines.base import Audio, Engine, EngineError, EngineRefusal, Samples, Voice
+from audiobook_tts.engines.base import Audio, Engine, EngineError, EngineRefusal, Voice
 from audiobook_tts.engines.csm import CsmEngine, check_model_dir
 from audiobook_tts.engines.espeak import EspeakEngine
 
@@ -32,6 +33,10 @@ def load_engine(name: str, settings: ServiceSettings | None = None) -> Engine:
         return EspeakEngine()
     if name == "csm":
         return CsmEngine.load(
-            settings.csm_model, settings.device, settings.csm_voices, settings.csm_batch
+            settings.csm_model,
+            settings.device,
+            settings.csm_voices,
+            settings.csm_batch,
+            settings.csm_decoder,
         )
     raise ValueError(f"unknown engine {name!r}; known engines: espeak, csm")

@@ -6,10 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-Samples = npt.NDArray[np.float32]
+from audiobook_tts.audio import Samples
 
 
 class EngineError(Exception):

@@ -13,6 +13,7 @@ sentence that reaches it is reported, never cut silently.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -25,6 +26,9 @@ import soundfile
 
 from audiobook_tts.audio import resample
 from audiobook_tts.engines.base import Audio, EngineError, EngineRefusal, Voice
+from audiobook_tts.engines.csmfast import FastCsmDecoder
+
+logger = logging.getLogger("audiobook_tts.csm")
 
 SAMPLE_RATE = 24_000
 FRAME_RATE = 12.5  # Mimi frames a second: one frame is 80 ms
@@ -33,6 +37,7 @@ SLOW_CHARACTERS_PER_SECOND = 8.0
 BOUND_EXTRA_SECONDS = 2.0
 SPEAKERS = 10
 # A whole 5,000-character chapter (74 sentences) in one or two batches: 4 GB on an H100.
+DECODERS = ("fast", "generate")
 DEFAULT_GPU_BATCH = 64
 # On the CPU a batch helps too (the tiny model: 4 sentences in 4.7 s, 16.5 s one by one).
 DEFAULT_CPU_BATCH = 8
@@ -121,6 +126,7 @@ class CsmEngine:
         model_dir: str = "(in memory)",
         references: dict[str, Reference] | None = None,
         batch_size: int = 0,
+        decoder: str = "fast",
     ) -> None:
         import torch
         import transformers
@@ -136,6 +142,11 @@ class CsmEngine:
         self.batch_size = batch_size or (
             DEFAULT_GPU_BATCH if device.startswith("cuda") else DEFAULT_CPU_BATCH
         )
+        if decoder not in DECODERS:
+            raise EngineError(f"AUDIOBOOK_TTS_CSM_DECODER={decoder}: use {' or '.join(DECODERS)}")
+        # fast: static caches, frames in CUDA graphs on a GPU; generate: transformers' own.
+        self.decoder = decoder
+        self.graphs = decoder == "fast" and device.startswith("cuda")
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
         # One generate at a time: the model's caches are not shared between threads.
@@ -143,7 +154,12 @@ class CsmEngine:
 
     @classmethod
     def load(
-        cls, model_dir: str, device: str = "", voices_dir: str = "", batch_size: int = 0
+        cls,
+        model_dir: str,
+        device: str = "",
+        voices_dir: str = "",
+        batch_size: int = 0,
+        decoder: str = "fast",
     ) -> CsmEngine:
         """Load offline from a mounted directory (HF_HUB_OFFLINE: nothing is downloaded)."""
         path = check_model_dir(model_dir)
@@ -172,6 +188,7 @@ class CsmEngine:
             "dtype": self.dtype,
             "model": self.model_dir,
             "batch_size": str(self.batch_size),
+            "decoder": f"{self.decoder}{' (CUDA graphs)' if self.graphs else ''}",
         }
 
     def voices(self) -> list[Voice]:
@@ -262,8 +279,11 @@ class CsmEngine:
         eos = self.model.config.codebook_eos_token_id
         with self.lock, torch.inference_mode():
             torch.manual_seed(seed)
-            output = self.model.generate(**inputs, **options)
-            for codes, bound in zip(output.sequences, bounds, strict=True):
+            if self.decoder == "fast":
+                sequences = self.fast_codes(inputs, max(bounds), None if frames else eos)
+            else:
+                sequences = self.model.generate(**inputs, **options).sequences
+            for codes, bound in zip(sequences, bounds, strict=True):
                 ends = (codes == eos).all(dim=-1).nonzero()
                 end = int(ends.min()) if ends.numel() else int(codes.shape[0])
                 cut = min(end, bound)
@@ -275,6 +295,20 @@ class CsmEngine:
                 ended = ends.numel() > 0 and end < bound
                 results.append(Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, not ended))
         return results
+
+    def fast_codes(self, inputs: Any, frames: int, eos: int | None) -> Any:
+        """Greedy codes from the static-cache decoder: in a CUDA graph on a GPU, where capture
+        works (else, once said in the log, eagerly from then on)."""
+        batch, length = inputs["attention_mask"].shape
+        decoder = FastCsmDecoder(self.model, batch, length, frames)
+        if self.graphs:
+            try:
+                return decoder.run(inputs, use_graph=True, eos=eos)
+            except RuntimeError as error:
+                self.graphs = False
+                logger.warning("csm: CUDA graph capture failed, decoding eagerly: %s", error)
+                decoder = FastCsmDecoder(self.model, batch, length, frames)
+        return decoder.run(inputs, use_graph=False, eos=eos)
 
     def synthesize(self, text: str, voice: str, speed: float) -> Audio:
         return self.synthesize_batch([text], voice, speed)[0]

@@ -13,7 +13,8 @@ from functools import cached_property
 
 import numpy as np
 
-from audiobook_tts.engines.base import Audio, EngineError, Samples, Voice
+from audiobook_tts.audio import Samples
+from audiobook_tts.engines.base import Audio, EngineError, Voice
 
 DEFAULT_WPM = 175
 # espeak-ng's slowest rate; slower speech is made with longer gaps between words.
