@@ -21,7 +21,7 @@ from imagebuild.report import BuildReport
 from .conftest import TEST_IMAGE, Sandbox
 
 pytestmark = pytest.mark.docker
-HEAVY = ("[torch 2/2] RUN", "[dependencies 2/2] RUN")
+HEAVY = ("[torch 2/2] RUN", "[dependencies 3/3] RUN")
 
 
 def heavy_steps_cached(report: BuildReport) -> dict[str, bool]:
