@@ -162,7 +162,11 @@ def step_records(vertices: Sequence[Vertex]) -> tuple[StepRecord, ...]:
 def failure_summary(tracker: ProgressTracker) -> tuple[str, tuple[str, ...]]:
     """One line saying what failed, and the last lines of the failing step's output."""
     errors = [line.removeprefix("ERROR: ") for line in tracker.texts if line.startswith("ERROR")]
-    failed_steps = [vertex for vertex in tracker.failed() if vertex.is_step]
+    # Parallel stages: one step fails and BuildKit cancels the others ("context canceled").
+    failed_steps = sorted(
+        (vertex for vertex in tracker.failed() if vertex.is_step),
+        key=lambda vertex: "context canceled" in (vertex.error or ""),
+    )
     if failed_steps:
         vertex = failed_steps[0]
         tail = tuple(line for line in vertex.logs if line.strip())[-12:]
