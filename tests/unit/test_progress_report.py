@@ -100,7 +100,7 @@ def test_failed_run_names_the_step_and_keeps_its_last_lines() -> None:
 
 def test_a_failure_beside_cancelled_parallel_stages_names_the_step_that_failed() -> None:
     # A damaged hash in the service lock: the dependencies stage fails, torch is cancelled.
-    message, tail = failure_summary(track("parallel-failure.rawjson"))
+    message, _ = failure_summary(track("parallel-failure.rawjson"))
     assert message.startswith("step [dependencies 3/3] RUN"), message
     assert "DO NOT MATCH THE HASHES" in message
     assert "context canceled" not in message
