@@ -247,13 +247,16 @@ def run_bench(
     image: ImageVariant | None = None,
     installer: str = "pip",
     compression: str = "gzip",
+    cidr: str = "172.17.203.0/24",
 ) -> BenchResult:
+    """The scenarios on a sandbox engine of their own (`cidr`: an address range no other
+    sandbox uses, so a bench and the tests can run at once)."""
     if runs < 1:
         raise UsageError("-n must be at least 1")
     if installer not in ("pip", "uv"):
         raise UsageError(f"--installer {installer!r} is not one of pip, uv")
     image = image or image_variant("cpu")
-    box = sandbox_module.sandbox(settings, engine_name)
+    box = sandbox_module.sandbox(settings, engine_name, cidr=cidr)
     printer(
         f"bench: the {image.name} image (torch {image.torch_variant}, engines "
         f"{image.engines}) on a fresh sandbox engine ({box.root}), scenarios "

@@ -37,7 +37,13 @@ def test_every_scenario_on_a_tiny_fixture(settings: Settings, tmp_path: Path) ->
     root = fixture_repository(tmp_path / "repo")
     fixture_settings = replace(settings, root=root, image="bench-fixture")
     result = run_bench(
-        fixture_settings, SCENARIOS, 1, tmp_path / "out", print, engine_name="bench-test"
+        fixture_settings,
+        SCENARIOS,
+        1,
+        tmp_path / "out",
+        print,
+        engine_name="bench-test",
+        cidr="172.17.204.0/24",
     )
 
     def run(scenario: str, variant: str):  # type: ignore[no-untyped-def]
