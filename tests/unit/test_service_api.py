@@ -192,3 +192,9 @@ def test_streaming_refuses_formats_it_cannot_stream_before_any_audio(client: Tes
     )
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "voice"
     assert client.app.state.synthesis.admission.admitted == 0  # type: ignore[attr-defined]
+
+
+def test_stream_must_be_a_boolean_not_a_number(client: TestClient) -> None:
+    payload = {"input": STORY, "voice": "alloy", "response_format": "pcm", "stream": 0}
+    response = client.post("/v1/audio/speech", json=payload)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "stream"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from audiobook_tts.audio import (
     CONTENT_TYPES,
@@ -34,7 +34,8 @@ class SpeechRequest(BaseModel):
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     # Send audio sentence by sentence as it is made (pcm or wav), as Kokoro-FastAPI does.
-    stream: bool = False
+    # Strict: 0 or "yes" is a 400, as the schema's boolean says (schemathesis found 0 let in).
+    stream: StrictBool = False
 
 
 @router.get("/v1/voices")
