@@ -42,7 +42,7 @@ def names(text: str) -> set[str]:
 def lock_slice(
     text: str, lower: list[str], only: str | None = None, exclude: str | None = None
 ) -> str:
-    taken = set().union(*(names(item) for item in lower)) if lower else set()
+    taken: set[str] = set().union(*(names(item) for item in lower))
     kept = []
     for name, block in blocks(text):
         if name in taken:

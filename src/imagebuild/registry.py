@@ -100,14 +100,17 @@ class RegistryClient:
         request = urllib.request.Request(f"{self.base}{path}")  # noqa: S310 - our registry
         if accept:
             request.add_header("Accept", accept)
-        credentials = credentials or self.credentials
-        if credentials is not None:
-            token = base64.b64encode(":".join(credentials).encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
+        self._authorize(request, credentials or self.credentials)
         with urllib.request.urlopen(  # noqa: S310
             request, timeout=self.timeout, context=self.context
         ) as response:
             return response.read(), str(response.headers.get("Content-Type", ""))
+
+    @staticmethod
+    def _authorize(request: urllib.request.Request, credentials: tuple[str, str] | None) -> None:
+        if credentials is not None:
+            token = base64.b64encode(":".join(credentials).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
 
     def status(self) -> int | None:
         """HTTP status of GET /v2/ (200 open or logged in, 401 needs a login); None: no answer."""
@@ -175,9 +178,7 @@ class RegistryClient:
             f"{self.base}/{repository}/manifests/{tag}", data=body, method="PUT"
         )
         request.add_header("Content-Type", media_type)
-        if self.credentials is not None:
-            token = base64.b64encode(":".join(self.credentials).encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
+        self._authorize(request, self.credentials)
         with urllib.request.urlopen(request, timeout=self.timeout, context=self.context):  # noqa: S310
             pass
 
