@@ -45,7 +45,68 @@ def output_rate(response_format: str, rate: int) -> int:
     return rate
 
 
-STREAM_FORMATS = ("pcm", "wav")
+STREAM_FORMATS = ("pcm", "wav", "mp3")
+MP3_OPTIONS: dict[str, Any] = {
+    # Constant bitrate at the encoder's highest setting (320 kbps at 44.1 kHz).
+    "format": "MP3",
+    "subtype": "MPEG_LAYER_III",
+    "bitrate_mode": "CONSTANT",
+    "compression_level": 0.0,
+}
+
+
+class _StreamSink(io.RawIOBase):
+    """A write-only file for libsndfile that hands on what was written since the last take;
+    a rewrite of bytes already handed on (a header filled in at close) is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fresh = bytearray()
+        self.written = 0
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.written}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if self.position >= self.written:
+            self.fresh += chunk
+            self.written += len(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def take(self) -> bytes:
+        taken, self.fresh = bytes(self.fresh), bytearray()
+        return taken
+
+
+class Mp3Stream:
+    """MP3 made as samples arrive: LAME (through libsndfile) hands out whole frames as it
+    encodes, so a stream's bytes join into one file; `finish` flushes the last frames."""
+
+    def __init__(self, rate: int) -> None:
+        self.sink = _StreamSink()
+        self.file = soundfile.SoundFile(self.sink, "w", rate, 1, **MP3_OPTIONS)
+
+    def write(self, samples: Samples) -> bytes:
+        self.file.write(np.clip(samples, -1.0, 1.0))
+        return self.sink.take()
+
+    def finish(self) -> bytes:
+        self.file.close()
+        return self.sink.take()
 
 
 def pcm16(samples: Samples) -> bytes:
@@ -90,13 +151,7 @@ def encode(samples: Samples, sample_rate: int, response_format: str) -> bytes:
     elif response_format == "opus":
         options = {"format": "OGG", "subtype": "OPUS"}
     elif response_format == "mp3":
-        # Constant bitrate at the encoder's highest setting (320 kbps at 44.1 kHz).
-        options = {
-            "format": "MP3",
-            "subtype": "MPEG_LAYER_III",
-            "bitrate_mode": "CONSTANT",
-            "compression_level": 0.0,
-        }
+        options = MP3_OPTIONS
     soundfile.write(buffer, data, rate, **options)
     return buffer.getvalue()
 

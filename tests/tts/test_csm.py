@@ -142,6 +142,34 @@ def test_csm_speaks_every_format_at_24_khz(csm_service: str, response_format: st
     assert rate == expected and samples.size > 0 and np.isfinite(samples).all()
 
 
+def test_streamed_csm_speech_comes_in_frames_and_the_mp3_stream_decodes(
+    csm_service: str,
+) -> None:
+    """`"stream": true` through the image: the fast decoder's first chunk (3 frames, 240 ms
+    of 24 kHz PCM) leaves before the sentence is done, and a streamed MP3 is one file."""
+    payload = {"model": "csm", "input": "Chapter one. It was late.", "voice": "0", "stream": True}
+    request = urllib.request.Request(
+        f"{csm_service}/v1/audio/speech",
+        data=json.dumps({**payload, "response_format": "pcm"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        first = response.read1(1 << 20)
+        rest = response.read()
+    assert len(first) == 3 * 1920 * 2 and len(rest) > len(first)
+    pcm = np.frombuffer(first + rest, dtype="<i2")
+    whole, rate = decode(
+        post_json(
+            f"{csm_service}/v1/audio/speech",
+            {**payload, "response_format": "mp3"},
+            timeout=120,
+        )[2],
+        "mp3",
+    )
+    assert rate == 24000 and abs(whole.size - pcm.size) < 4 * 1152
+
+
 def test_greedy_decoding_gives_the_same_audio_twice_and_length_follows_text(
     csm_service: str,
 ) -> None:

@@ -20,8 +20,14 @@ from audiobook_tts.app import create_app
 from audiobook_tts.chapter import render_chapter
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Audio, Engine, EngineError, Voice, load_engine
-from audiobook_tts.engines.csm import CsmEngine, check_model_dir, frame_bound
-from audiobook_tts.engines.csmfast import FastCsmDecoder
+from audiobook_tts.engines.csm import (
+    KEPT_DECODERS,
+    STREAM_FIRST_FRAMES,
+    CsmEngine,
+    check_model_dir,
+    frame_bound,
+)
+from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import save
 
 
@@ -108,10 +114,57 @@ def test_the_fast_decoder_matches_generate_token_for_token(engine: CsmEngine, vo
                 depth_decoder_do_sample=False,
                 return_dict_in_generate=True,
             ).sequences
-        decoder = FastCsmDecoder(engine.model, len(texts), inputs["attention_mask"].shape[1], 24)
-        fast = decoder.run(inputs, use_graph=False)
+        tokens = inputs["attention_mask"].shape[1] + 24
+        decoder = FastCsmDecoder(engine.model, len(texts), capacity_for(tokens))
+        fast = decoder.run(inputs, 24, use_graph=False)
         assert fast.shape == reference.shape
         assert torch.equal(fast, reference)
+
+
+def test_one_kept_decoder_serves_prompts_of_any_length_in_its_bucket(engine: CsmEngine) -> None:
+    """The decoder (and, on a GPU, its captured graph) is made once per batch size and cache
+    bucket: a short request after a long one reuses it, and gets what a fresh decoder gives."""
+    import torch
+
+    fresh = CsmEngine(engine.model, engine.processor, "cpu", references=engine.references)
+    long = fresh.generate(["A much longer sentence, with many more words to say."], "narrator")
+    kept = dict(fresh.decoders)
+    short = fresh.generate(["Hi."], "0")
+    assert list(fresh.decoders) == list(kept) and fresh.decoders == kept
+    alone = CsmEngine(engine.model, engine.processor, "cpu").generate(["Hi."], "0")
+    assert np.array_equal(short[0].samples, alone[0].samples) and long[0].samples.size
+    inputs = engine.inputs(["Hi."], "0")
+    with pytest.raises(ValueError, match="does not fit this decoder"):
+        FastCsmDecoder(engine.model, 1, 8).run(inputs, 24, use_graph=False)
+    assert capacity_for(1) == 256 and capacity_for(257) == 512
+    for _ in range(6):  # buckets beyond the kept few are let go, least recent first
+        fresh.fast_decoder(1, 256 * (len(fresh.decoders) + 3))
+    assert len(fresh.decoders) == KEPT_DECODERS
+    assert torch.is_inference_mode_enabled() is False
+
+
+def test_a_streamed_sentence_comes_in_chunks_that_join_into_its_whole_audio(
+    engine: CsmEngine,
+) -> None:
+    """The fast decoder hands out frames as it makes them: the first chunk after a few
+    frames, and the chunks' samples join into the sentence's audio as `synthesize` gives it
+    (Mimi's decoder is causal: a prefix decodes to the same samples, to float rounding)."""
+    text = "A much longer sentence, with many more words to say."
+    whole = engine.synthesize(text, "narrator", 1.0)
+    pieces = list(engine.stream(text, "narrator", 1.0))
+    assert len(pieces) > 2
+    assert pieces[0].samples.size == STREAM_FIRST_FRAMES * 1920
+    joined = np.concatenate([piece.samples for piece in pieces])
+    assert joined.size == whole.samples.size
+    assert np.abs(joined - whole.samples).max() < 1e-4
+    assert [piece.hit_bound for piece in pieces[:-1]] == [False] * (len(pieces) - 1)
+    assert pieces[-1].hit_bound == whole.hit_bound
+    slow = CsmEngine(engine.model, engine.processor, "cpu", decoder="generate")
+    assert len(list(slow.stream("Hi.", "0", 1.0))) == 1  # generate: the sentence, whole
+    with pytest.raises(EngineError, match="speed"):
+        next(engine.stream(text, "0", 1.5))
+    assert engine.lock.acquire(blocking=False)  # a finished stream holds no lock
+    engine.lock.release()
 
 
 def test_both_decoders_give_the_engine_the_same_audio(engine: CsmEngine) -> None:
@@ -231,6 +284,27 @@ def test_the_model_field_picks_the_engine_and_tts_1_is_the_first(two_engines: Te
     listed = two_engines.get("/v1/voices").json()
     assert {"csm", "tone"} == {voice["engine"] for voice in listed["voices"]}
     assert "csm-1b" in listed["models"]
+
+
+def test_streamed_csm_speech_sends_frames_before_the_sentence_ends(
+    two_engines: TestClient,
+) -> None:
+    payload = {"model": "csm", "input": "Hello there. Goodbye.", "voice": "0", "stream": True}
+    with two_engines.stream(
+        "POST", "/v1/audio/speech", json={**payload, "response_format": "pcm"}
+    ) as response:
+        assert response.status_code == 200 and response.headers["x-engine"] == "csm"
+        pieces = [piece for piece in response.iter_bytes() if piece]
+    # More than one chunk a sentence: the first is a few frames (3 x 80 ms at 24 kHz, 16 bit).
+    assert len(pieces) > 4 and len(pieces[0]) == STREAM_FIRST_FRAMES * 1920 * 2
+    samples = np.frombuffer(b"".join(pieces), dtype="<i2")
+    assert samples.size > 2 * STREAM_FIRST_FRAMES * 1920
+    with two_engines.stream(
+        "POST", "/v1/audio/speech", json={**payload, "response_format": "mp3"}
+    ) as response:
+        mp3 = b"".join(response.iter_bytes())
+    decoded, rate = soundfile.read(io.BytesIO(mp3), dtype="float32")
+    assert rate == 24000 and decoded.size > samples.size * 0.9
 
 
 def test_readiness_names_device_dtype_and_model_directory(

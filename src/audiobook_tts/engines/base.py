@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +60,23 @@ class BatchEngine(Engine, Protocol):
     batch_size: int
 
     def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]: ...
+
+
+class StreamingEngine(Engine, Protocol):
+    """An engine that hands out a sentence's audio in chunks while it makes it."""
+
+    def stream(self, text: str, voice: str, speed: float) -> Iterator[Audio]: ...
+
+
+def audio_chunks(
+    engine: Engine, text: str, voice: str, speed: float
+) -> Generator[Audio, None, None]:
+    """`text` as the engine can give it: chunk by chunk where it streams, else whole."""
+    stream = getattr(engine, "stream", None)
+    if stream is not None:
+        yield from stream(text, voice, speed)
+    else:
+        yield engine.synthesize(text, voice, speed)
 
 
 def synthesize_all(

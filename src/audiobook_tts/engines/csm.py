@@ -12,11 +12,13 @@ sentence that reaches it is reported, never cut silently.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import soundfile
 
 from audiobook_tts.audio import resample
 from audiobook_tts.engines.base import Audio, EngineError, EngineRefusal, Voice
-from audiobook_tts.engines.csmfast import FastCsmDecoder
+from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 
 logger = logging.getLogger("audiobook_tts.csm")
 
@@ -41,6 +43,15 @@ DECODERS = ("fast", "generate")
 DEFAULT_GPU_BATCH = 64
 # On the CPU a batch helps too (the tiny model: 4 sentences in 4.7 s, 16.5 s one by one).
 DEFAULT_CPU_BATCH = 8
+# Decoders (with their graphs and caches) kept between requests: one per bucket used lately.
+KEPT_DECODERS = 4
+# Frames in a streamed sentence's first chunk (its time to first audio), then in each next.
+STREAM_FIRST_FRAMES = 3
+STREAM_FRAMES = 12
+SAMPLES_PER_FRAME = int(SAMPLE_RATE / FRAME_RATE)
+# Frames decoded again before a streamed chunk's own: past Mimi's 250-frame attention window,
+# so a chunk equals that part of the whole decode.
+STREAM_CONTEXT_FRAMES = 256
 OPENAI_SPEAKERS = {"alloy": 0, "echo": 1, "fable": 2, "onyx": 3, "nova": 4, "shimmer": 5}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -151,6 +162,8 @@ class CsmEngine:
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
         # One generate at a time: the model's caches are not shared between threads.
         self.lock = threading.Lock()
+        # (batch, capacity) -> decoder with its graph; least recently used first.
+        self.decoders: dict[tuple[int, int], FastCsmDecoder] = {}
 
     @classmethod
     def load(
@@ -178,7 +191,11 @@ class CsmEngine:
         except (OSError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise EngineError(f"cannot load the CSM model from {path}: {first}") from error
-        return cls(model.to(chosen).eval(), processor, chosen, str(path), references, batch_size)
+        engine = cls(
+            model.to(chosen).eval(), processor, chosen, str(path), references, batch_size, decoder
+        )
+        engine.warm_up()
+        return engine
 
     def facts(self) -> dict[str, str]:
         return {
@@ -296,26 +313,100 @@ class CsmEngine:
                 results.append(Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, not ended))
         return results
 
-    def fast_codes(self, inputs: Any, frames: int, eos: int | None) -> Any:
-        """Greedy codes from the static-cache decoder: in a CUDA graph on a GPU, where capture
-        works (else, once said in the log, eagerly from then on)."""
+    def fast_decoder(self, batch: int, tokens: int) -> FastCsmDecoder:
+        """The static-cache decoder for `batch` rows of `tokens` (prompt + frames): kept, with
+        its captured graph, for the next request of its bucket (the last few buckets used)."""
+        key = (batch, capacity_for(tokens))
+        decoder = self.decoders.pop(key, None) or FastCsmDecoder(self.model, *key)
+        self.decoders[key] = decoder  # most recently used last
+        while len(self.decoders) > KEPT_DECODERS:
+            self.decoders.pop(next(iter(self.decoders)))
+        return decoder
+
+    def fast_chunks(
+        self, inputs: Any, frames: int, eos: int | None, sizes: Iterable[int] = ()
+    ) -> Iterator[Any]:
+        """Greedy codes in chunks from the static-cache decoder: in a CUDA graph on a GPU,
+        where capture works (else, once said in the log, eagerly from then on)."""
         batch, length = inputs["attention_mask"].shape
-        decoder = FastCsmDecoder(self.model, batch, length, frames)
+        decoder = self.fast_decoder(batch, length + frames)
         if self.graphs:
             try:
-                return decoder.run(inputs, use_graph=True, eos=eos)
+                # Capture happens before the first chunk: a failure is seen before any audio.
+                chunks = decoder.chunks(inputs, frames, use_graph=True, eos=eos, sizes=sizes)
+                first = next(chunks)
             except RuntimeError as error:
                 self.graphs = False
+                self.decoders.clear()
                 logger.warning("csm: CUDA graph capture failed, decoding eagerly: %s", error)
-                decoder = FastCsmDecoder(self.model, batch, length, frames)
-        return decoder.run(inputs, use_graph=False, eos=eos)
+            else:
+                yield first
+                yield from chunks
+                return
+            decoder = self.fast_decoder(batch, length + frames)
+        yield from decoder.chunks(inputs, frames, use_graph=False, eos=eos, sizes=sizes)
+
+    def fast_codes(self, inputs: Any, frames: int, eos: int | None) -> Any:
+        import torch
+
+        return torch.cat(list(self.fast_chunks(inputs, frames, eos)), dim=1)
+
+    def warm_up(self) -> None:
+        """Capture the single-stream graph before the first request (a GPU with `fast`): the
+        first request would otherwise wait for it (about a second)."""
+        if self.graphs:
+            self.generate(["Ready."], "0", frames=2)
 
     def synthesize(self, text: str, voice: str, speed: float) -> Audio:
         return self.synthesize_batch([text], voice, speed)[0]
 
-    def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]:
-        """Several sentences in one voice, decoded together; audio in the order given."""
+    def stream(self, text: str, voice: str, speed: float) -> Iterator[Audio]:
+        """One sentence as audio chunks while it is decoded (the `fast` decoder): the first
+        after `STREAM_FIRST_FRAMES` frames. Each chunk is the codec's decode of every frame so
+        far (from `STREAM_CONTEXT_FRAMES` back) less what was sent: Mimi's decoder is causal,
+        so the chunks join into the sentence's whole decode. `generate`: the sentence, whole.
+        """
+        self.check_speed(speed)
+        self.speaker(voice)
+        if self.decoder != "fast":
+            yield self.generate([text], voice)[0]
+            return
+        import torch
+
+        inputs = self.inputs([text], voice).to(self.device)
+        bound = frame_bound(text)
+        eos = self.model.config.codebook_eos_token_id
+        sizes = itertools.chain([STREAM_FIRST_FRAMES], itertools.repeat(STREAM_FRAMES))
+        codes: list[Any] = []
+        total = sent = 0
+        with self.lock, torch.inference_mode():
+            for chunk in self.fast_chunks(inputs, bound, eos, sizes):
+                row = chunk[0]
+                ends = (row == eos).all(dim=-1).nonzero()
+                ended = ends.numel() > 0
+                if ended:
+                    row = row[: int(ends.min())]
+                codes.append(row)
+                total += int(row.shape[0])
+                if total > sent:
+                    start = max(0, sent - STREAM_CONTEXT_FRAMES)
+                    window = torch.cat(codes)[start:total]
+                    decoded = self.model.codec_model.decode(window.transpose(0, 1)[None])
+                    fresh = decoded.audio_values[0, 0, (sent - start) * SAMPLES_PER_FRAME :]
+                    samples = fresh.float().cpu().numpy().astype(np.float32)
+                    sent = total
+                    yield Audio(
+                        np.clip(samples, -1.0, 1.0), SAMPLE_RATE, not ended and total >= bound
+                    )
+                if ended:
+                    return
+
+    def check_speed(self, speed: float) -> None:
         if abs(speed - 1.0) > 1e-6:
             raise EngineRefusal("speed: the csm engine speaks at 1.0 only")
+
+    def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]:
+        """Several sentences in one voice, decoded together; audio in the order given."""
+        self.check_speed(speed)
         self.speaker(voice)
         return self.generate(texts, voice)

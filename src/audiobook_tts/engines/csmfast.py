@@ -11,11 +11,15 @@ where capture fails) and is checked against `generate` token for token.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported where it is used: the espeak image has none
     import torch
+
+# Cache lengths come in steps of this many tokens: one captured graph per step and batch size.
+CAPACITY_STEP = 256
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -98,24 +102,31 @@ class StaticStack:
         return normed_output
 
 
-class FastCsmDecoder:
-    """Greedy CSM decoding for one batch shape: prompt length and frame count fixed."""
+def capacity_for(tokens: int) -> int:
+    """The cache length a request of `tokens` (prompt + frames) decodes in: rounded up, so
+    that one decoder (and its captured graph) serves every request of a bucket."""
+    return max(CAPACITY_STEP, -(-tokens // CAPACITY_STEP) * CAPACITY_STEP)
 
-    def __init__(self, model: Any, batch: int, prompt_length: int, frames: int) -> None:
+
+class FastCsmDecoder:
+    """Greedy CSM decoding for one batch size and one cache length (`capacity`): any prompt
+    and frame count that fit. The graph is captured once and replayed for every request:
+    it reads the prompt's length and the step from tensors, not from Python."""
+
+    def __init__(self, model: Any, batch: int, capacity: int) -> None:
         import torch
 
         self.model = model
         self.batch = batch
-        self.prompt_length = prompt_length
-        self.frames = frames
+        self.capacity = capacity
         config = model.config
         self.codebooks = config.num_codebooks
         self.depth_vocab = model.depth_decoder.config.vocab_size
         device = next(model.parameters()).device
         self.device = device
-        self.backbone = StaticStack.make(model.backbone_model, batch, prompt_length + frames)
+        self.backbone = StaticStack.make(model.backbone_model, batch, capacity)
         self.depth = StaticStack.make(model.depth_decoder.model, batch, self.codebooks + 1)
-        length = prompt_length + frames
+        length = capacity
         # Which backbone cache slots each row may see: its real prompt tokens and its frames.
         self.visible = torch.zeros(batch, 1, length, dtype=torch.bool, device=device)
         self.position = torch.zeros(batch, 1, dtype=torch.long, device=device)
@@ -216,18 +227,30 @@ class FastCsmDecoder:
             target.copy_(value)
         self.graph = graph
 
-    def run(self, inputs: Any, use_graph: bool, eos: int | None = None) -> torch.Tensor:
-        """(B, frames, codebooks) greedy codes; frame 0 from the prefill. With `eos`, it stops
-        once every row has said its end (checked every 16 frames: a check waits on the GPU)."""
+    def chunks(
+        self,
+        inputs: Any,
+        frames: int,
+        use_graph: bool,
+        eos: int | None = None,
+        sizes: Iterable[int] = (),
+    ) -> Iterator[torch.Tensor]:
+        """Greedy codes, (B, n, codebooks) a chunk, `frames` in all; frame 0 from the prefill.
+        Chunk lengths come from `sizes` (then 16 each). With `eos`, it stops after the chunk
+        in which every row has said its end: a chunk's end is where the host waits on the GPU.
+        """
         import torch
 
-        frames = torch.zeros(
-            self.batch, self.frames, self.codebooks, dtype=torch.long, device=self.device
-        )
+        length = inputs["attention_mask"].shape[1]
+        if inputs["attention_mask"].shape[0] != self.batch or length + frames > self.capacity:
+            raise ValueError(
+                f"a batch of {inputs['attention_mask'].shape[0]} x ({length} + {frames}) tokens "
+                f"does not fit this decoder ({self.batch} x {self.capacity})"
+            )
+        planned = iter(sizes)
         with torch.inference_mode():
             self.prefill(inputs)
             self.depth_frame()
-            frames[:, 0] = self.codes
             if use_graph and self.graph is None:
                 saved_hidden = self.hidden.clone()
                 caches = [*self.backbone.keys, *self.backbone.values]
@@ -237,14 +260,31 @@ class FastCsmDecoder:
                 self.hidden.copy_(saved_hidden)
                 for target, value in zip(caches, saved_caches, strict=True):
                     target.copy_(value)
-            for index in range(1, self.frames):
-                if self.graph is not None and use_graph:
-                    self.graph.replay()
-                else:
-                    self.frame()
-                frames[:, index] = self.codes
-                if eos is not None and index % 16 == 15:
-                    ended = (frames[:, : index + 1] == eos).all(dim=-1).any(dim=-1)
+            done = 0
+            ended = torch.zeros(self.batch, dtype=torch.bool, device=self.device)
+            while done < frames:
+                size = min(max(1, next(planned, 16)), frames - done)
+                chunk = torch.empty(
+                    self.batch, size, self.codebooks, dtype=torch.long, device=self.device
+                )
+                for index in range(size):
+                    if done + index > 0:
+                        if self.graph is not None and use_graph:
+                            self.graph.replay()
+                        else:
+                            self.frame()
+                    chunk[:, index] = self.codes
+                done += size
+                yield chunk
+                if eos is not None:
+                    ended |= (chunk == eos).all(dim=-1).any(dim=-1)
                     if bool(ended.all()):
-                        return frames[:, : index + 1]
-        return frames
+                        return
+
+    def run(
+        self, inputs: Any, frames: int, use_graph: bool, eos: int | None = None
+    ) -> torch.Tensor:
+        """(B, n, codebooks) greedy codes, n = `frames`, or fewer once every row has ended."""
+        import torch
+
+        return torch.cat(list(self.chunks(inputs, frames, use_graph, eos)), dim=1)

@@ -33,7 +33,7 @@ class SpeechRequest(BaseModel):
     voice: str = Field(default="alloy", max_length=100)
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
-    # Send audio sentence by sentence as it is made (pcm or wav), as Kokoro-FastAPI does.
+    # Send audio as it is made (pcm, wav or mp3; csm: every few frames), as Kokoro-FastAPI does.
     # Strict: 0 or "yes" is a 400, as the schema's boolean says (schemathesis found 0 let in).
     stream: StrictBool = False
 
