@@ -23,19 +23,26 @@ from imagebuild import ci as ci_module
 from imagebuild import doctor as doctor_module
 from imagebuild import locks as locks_module
 from imagebuild.cli import clear_errors, say, settings_from, split_values, with_registry_auth
-from imagebuild.plan import BuildRequest
+from imagebuild.plan import BuildRequest, parse_platforms
 
 
 @task(
     help={
         "registry_auth": "run the local registry with htpasswd and TLS, like ECR (same as "
         "INVOKE_IMAGEBUILD_REGISTRY_AUTH=true); the engine is logged in to it",
-    }
+        "platform": "make the base image for these platforms, e.g. linux/amd64,linux/arm64 "
+        "(foreign ones under QEMU, set up here); repeatable; default: those the base has",
+    },
+    iterable=["platform"],
 )
 @clear_errors
-def up(c: Context, registry_auth: bool = False) -> None:
+def up(c: Context, registry_auth: bool = False, platform: list[str] | None = None) -> None:
     """Bring up the local build platform: engine + buildx, registry on 127.0.0.1:5000, base image."""
-    localplatform.up(with_registry_auth(settings_from(c.config), registry_auth), say)
+    localplatform.up(
+        with_registry_auth(settings_from(c.config), registry_auth),
+        say,
+        parse_platforms(split_values(platform)),
+    )
 
 
 @task

@@ -1,12 +1,15 @@
 """The part of a pip-compile lock that one layer of the image installs.
 
-    python3 lockslice.py LOCK [--minus LOWER]... [--only REGEX | --except REGEX]
+    python3 lockslice.py LOCK [--minus LOWER]... [--only REGEX | --except REGEX] [--arch ARCH]
 
 Prints the requirement blocks of LOCK (`name==version` and its `--hash` lines) whose name
 is in no LOWER lock, filtered by name with --only or --except. Each installer stage of
 docker/tts/Dockerfile installs its slice with --no-deps, so no package lands in two layers
 (numpy is in the service and the csm locks) and no layer is built on another: each can be
 cached, rebuilt and joined into the runtime on its own.
+
+With --arch (the build's TARGETARCH), a lock `X.txt` that has an architecture's own lock
+`X-ARCH.txt` beside it is read from that one: torch-cpu-arm64.txt pins another torch.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ def lock_slice(
     return "".join(kept)
 
 
+def for_architecture(path: Path, arch: str) -> Path:
+    """`X-ARCH.txt` where it exists beside `X.txt`, else `X.txt`."""
+    own = path.with_name(f"{path.stem}-{arch}{path.suffix}") if arch else path
+    return own if own.exists() else path
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lock", type=Path, help="the pip-compile lock to slice")
@@ -64,11 +73,13 @@ def main(argv: list[str]) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--only", help="keep only packages whose name matches this regex")
     group.add_argument("--except", dest="exclude", help="drop packages whose name matches")
-    args = parser.parse_args(argv)
-    lower = [path.read_text(encoding="utf-8") for path in args.minus]
-    sys.stdout.write(
-        lock_slice(args.lock.read_text(encoding="utf-8"), lower, args.only, args.exclude)
+    parser.add_argument(
+        "--arch", default="", help="target architecture: read X-ARCH.txt for X.txt where present"
     )
+    args = parser.parse_args(argv)
+    lower = [for_architecture(path, args.arch).read_text(encoding="utf-8") for path in args.minus]
+    lock = for_architecture(args.lock, args.arch)
+    sys.stdout.write(lock_slice(lock.read_text(encoding="utf-8"), lower, args.only, args.exclude))
     return 0
 
 

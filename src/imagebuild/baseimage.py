@@ -13,16 +13,19 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from imagebuild.config import HostPackageSettings, Settings, StatePaths
 from imagebuild.debian import install_packages
 from imagebuild.dockerfile import read_stages
+from imagebuild.emulation import ensure_emulation
 from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan import BuildRequest, make_plan
+from imagebuild.platforms import architecture, foreign, host_platform, missing_platforms, normalize
 from imagebuild.progress import utc_now
 from imagebuild.registry import Reference, RegistryClient
 
@@ -47,9 +50,13 @@ class BaseRecipe:
     mirror: str
     packages: tuple[str, ...]
     dockerfile_text: str
+    # Target platforms (linux/amd64, linux/arm64): one root file system each, one index.
+    platforms: tuple[str, ...] = ("linux/amd64",)
 
     @classmethod
-    def from_repository(cls, settings: Settings) -> BaseRecipe:
+    def from_repository(
+        cls, settings: Settings, platforms: Sequence[str] = ("linux/amd64",)
+    ) -> BaseRecipe:
         base_dir = settings.root / "docker" / "base"
         packages = read_packages(base_dir / "packages.txt")
         return cls(
@@ -57,6 +64,7 @@ class BaseRecipe:
             mirror=settings.base_mirror,
             packages=packages,
             dockerfile_text=(base_dir / "Dockerfile").read_text(encoding="utf-8"),
+            platforms=tuple(sorted({normalize(item) for item in platforms})),
         )
 
     def digest(self) -> str:
@@ -68,6 +76,7 @@ class BaseRecipe:
                 "dockerfile": self.dockerfile_text,
                 "excludes": PATH_EXCLUDES,
                 "epoch": BASE_EPOCH,
+                "architectures": sorted(architecture(item) for item in self.platforms),
             },
             sort_keys=True,
         )
@@ -82,12 +91,14 @@ class BaseRecipe:
             f"deb {security} {self.suite}-security main",
         ]
 
-    def mmdebstrap_command(self, output: Path) -> list[str]:
+    def mmdebstrap_command(self, output: Path, platform: str = "linux/amd64") -> list[str]:
+        """One architecture's root file system (a foreign one runs its scripts under QEMU)."""
         command = [
             "mmdebstrap",
             "--variant=minbase",
             "--mode=root",
             "--format=tar",
+            f"--architectures={architecture(platform)}",
             f"--include={','.join(self.packages)}",
             '--aptopt=Acquire::Languages "none"',
             # The host's resolver and name must not end up in the image.
@@ -113,18 +124,46 @@ def read_packages(path: Path) -> tuple[str, ...]:
 
 def base_image_current(settings: Settings, recipe: BaseRecipe) -> bool:
     reference = Reference.parse(settings.base_image)
-    labels = RegistryClient.for_settings(settings).labels(reference.repository, reference.tag)
-    return labels is not None and labels.get(RECIPE_LABEL) == recipe.digest()
+    client = RegistryClient.for_settings(settings)
+    labels = client.labels(reference.repository, reference.tag)
+    if labels is None or labels.get(RECIPE_LABEL) != recipe.digest():
+        return False
+    # The recipe covers the architectures, but the label is read from one platform only.
+    have = client.platforms(reference.repository, reference.tag) or ()
+    return not missing_platforms(have, recipe.platforms)
 
 
-def ensure_base_image(settings: Settings, printer: Printer, force: bool = False) -> None:
+def base_platforms(settings: Settings, requested: Sequence[str]) -> tuple[str, ...]:
+    """What the base is made for: the platforms asked for, else those the current base has
+    (a plain `inv up` keeps a two-platform base), else the host's."""
+    if requested:
+        return tuple(dict.fromkeys(normalize(item) for item in requested))
+    reference = Reference.parse(settings.base_image)
+    have = RegistryClient.for_settings(settings).platforms(reference.repository, reference.tag)
+    return tuple(normalize(item) for item in have) if have else (host_platform(),)
+
+
+def ensure_base_image(
+    settings: Settings, printer: Printer, force: bool = False, platforms: Sequence[str] = ()
+) -> None:
     if not settings.owns_base_image:
+        if platforms:
+            raise ImageBuildError(
+                f"--platform: the base image {settings.base_image} is not made here; "
+                "point base_image at one that has those platforms"
+            )
         printer(f"base image: {settings.base_image} (not made here; the build pulls it)")
         return
-    recipe = BaseRecipe.from_repository(settings)
+    targets = base_platforms(settings, platforms)
+    recipe = BaseRecipe.from_repository(settings, targets)
     if not force and base_image_current(settings, recipe):
-        printer(f"base image: {settings.base_image} is current (recipe {recipe.digest()})")
+        printer(
+            f"base image: {settings.base_image} is current (recipe {recipe.digest()}; "
+            f"{', '.join(recipe.platforms)})"
+        )
         return
+    if foreign(recipe.platforms):
+        ensure_emulation(recipe.platforms, StatePaths(settings.state_dir), printer)
     make_base_image(settings, recipe, printer)
 
 
@@ -160,39 +199,50 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         install_packages(["mmdebstrap"], paths, printer)
     workdir = settings.state_dir / "base" / recipe.digest()
     workdir.mkdir(parents=True, exist_ok=True)
-    rootfs = workdir / "rootfs.tar"
-    log = workdir / "mmdebstrap.log"
-    printer(
-        f"base image: making {settings.base_image} from Debian {recipe.suite} packages "
-        f"({len(recipe.packages)} named; log: {log}) ..."
-    )
     started = time.monotonic()
-    with log.open("w", encoding="utf-8") as handle:
-        result = subprocess.run(
-            recipe.mmdebstrap_command(rootfs),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={"SOURCE_DATE_EPOCH": str(BASE_EPOCH), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            check=False,
+    tarballs: list[Path] = []
+    for platform in recipe.platforms:
+        rootfs = workdir / f"rootfs-{architecture(platform)}.tar"
+        tarballs.append(rootfs)
+        log = workdir / f"mmdebstrap-{architecture(platform)}.log"
+        emulated = " under emulation: minutes" if foreign([platform]) else ""
+        printer(
+            f"base image: making the {platform} root file system of {settings.base_image} from "
+            f"Debian {recipe.suite} packages ({len(recipe.packages)} named{emulated}; "
+            f"log: {log}) ..."
         )
-    if result.returncode != 0:
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        raise ImageBuildError(f"mmdebstrap failed: {lines[-1] if lines else 'no output'}", log)
-    printer(
-        f"  root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
-        f"{time.monotonic() - started:.0f}s"
-    )
+        began = time.monotonic()
+        with log.open("w", encoding="utf-8") as handle:
+            result = subprocess.run(
+                recipe.mmdebstrap_command(rootfs, platform),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={"SOURCE_DATE_EPOCH": str(BASE_EPOCH), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                check=False,
+            )
+        if result.returncode != 0:
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            raise ImageBuildError(
+                f"mmdebstrap ({platform}) failed: {lines[-1] if lines else 'no output'}", log
+            )
+        printer(
+            f"  {platform} root file system: {rootfs.stat().st_size / 1e6:.0f} MB in "
+            f"{time.monotonic() - began:.0f}s"
+        )
     dockerfile = settings.root / "docker" / "base" / "Dockerfile"
     # The same plan as any build, aimed at the rootfs folder: no cache (the layer is one ADD
     # of a fresh tarball), and none of the host's package settings (no pip runs here).
     base_settings = replace(
         settings, root=workdir, dockerfile=dockerfile, target="base", log_dir=settings.log_path
     )
+    several = len(recipe.platforms) > 1
     request = BuildRequest(
         tags=(settings.base_image,),
         cache_mode="none",
         push=True,
-        load=True,
+        # One index for several platforms is pushed only: the engine's store takes one.
+        load=not several,
+        platforms=recipe.platforms if several else (),
         build_args=(f"RECIPE={recipe.digest()}", f"SOURCE_DATE_EPOCH={BASE_EPOCH}"),
         progress="tty",
     )
@@ -200,7 +250,8 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
         base_settings, HostPackageSettings(), request, read_stages(dockerfile), now=utc_now()
     )
     report = Engine.of(settings).run_build(plan, printer)
-    rootfs.unlink(missing_ok=True)
+    for rootfs in tarballs:
+        rootfs.unlink(missing_ok=True)
     printer(
         f"base image: pushed {settings.base_image} {report.image_digest or ''} "
         f"in {time.monotonic() - started:.0f}s"

@@ -24,7 +24,9 @@ from imagebuild.plan import (
     make_plan,
     needs_cache_export,
 )
+from imagebuild.platforms import architecture, missing_base_message, missing_platforms
 from imagebuild.progress import utc_now
+from imagebuild.registry import Reference, RegistryClient
 from imagebuild.report import BuildReport, append_history, read_history
 
 
@@ -178,7 +180,37 @@ def build(
     """`inv build`: the one function the task calls."""
     plan = plan_build(settings, request)
     ensure_platform(settings, start_platform, printer)
+    check_platforms(settings, plan)
     return execute_plan(settings, fit_to_engine(settings, plan, Engine.of(settings)), printer)
+
+
+def check_platforms(settings: Settings, plan: BuildPlan) -> None:
+    """Refuse, before building, a platform that the base or installer image lacks (BuildKit
+    would otherwise take the other platform's layers and label them as asked), or that
+    the torch variant has no lock for."""
+    if not plan.platforms:
+        return
+    arguments = dict(plan.build_args)
+    variant = arguments.get("TORCH_VARIANT", "cpu")
+    requirements = settings.root / "requirements"
+    for platform in plan.platforms:
+        arch = architecture(platform)
+        if arch != "amd64" and not (requirements / f"torch-{variant}-{arch}.txt").exists():
+            raise ImageBuildError(
+                f"--platform {platform}: the {variant} torch has no lock for {arch} "
+                f"(requirements/torch-{variant}-{arch}.txt); the README's arm64 section says "
+                "what is locked and how to point the build at NVIDIA's L4T images"
+            )
+    client = RegistryClient.for_settings(settings)
+    images = (arguments.get("BASE_IMAGE", ""), arguments.get("INSTALLER_IMAGE", ""))
+    for image in dict.fromkeys(item for item in images if item.startswith(f"{settings.registry}/")):
+        reference = Reference.parse(image)
+        have = client.platforms(reference.repository, reference.tag)
+        if have is None:
+            continue  # absent: the build says so in its own words
+        missing = missing_platforms(have, plan.platforms)
+        if missing:
+            raise ImageBuildError(missing_base_message(image, have, missing))
 
 
 def source_date_epoch(root: Path) -> int | None:

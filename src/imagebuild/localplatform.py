@@ -11,16 +11,18 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from imagebuild import baseimage, registryauth
 from imagebuild.config import Settings, StatePaths
 from imagebuild.debian import install_engine, install_packages, require_root_debian
+from imagebuild.emulation import ensure_emulation
 from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
+from imagebuild.platforms import foreign
 from imagebuild.processes import pid_alive, read_pid, start_background, stop_pid, wait_until
 from imagebuild.registry import RegistryClient
 
@@ -198,14 +200,17 @@ def _log_in_locally(settings: Settings, printer: Printer) -> None:
     )
 
 
-def up(settings: Settings, printer: Printer) -> None:
-    """Bring up engine, registry and base image; each part is skipped when already there."""
+def up(settings: Settings, printer: Printer, platforms: Sequence[str] = ()) -> None:
+    """Bring up engine, registry and base image; each part is skipped when already there.
+    `platforms`: make the base for each (foreign ones under emulation, set up here)."""
     started = time.monotonic()
     paths = StatePaths(settings.state_dir)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     ensure_engine(settings, paths, printer)
     ensure_registry(settings, paths, printer)
-    baseimage.ensure_base_image(settings, printer)
+    if foreign(platforms):
+        ensure_emulation(platforms, paths, printer)
+    baseimage.ensure_base_image(settings, printer, platforms=platforms)
     baseimage.ensure_installer_image(settings, printer)
     printer(f"platform up in {time.monotonic() - started:.1f}s")
 

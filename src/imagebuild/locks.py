@@ -5,6 +5,11 @@ the neural engine by both, and the developer tools by the service lock, so a ver
 two groups share is the same in both. Every group is compiled with the host's pip config
 file ignored (a lock must not depend on one machine's extra indexes); the torch-cpu group
 alone also looks in the host's wheelhouse (PIP_FIND_LINKS), where the CPU wheel lives here.
+
+A group for another architecture (`torch-cpu-arm64`: the image's torch on linux/arm64) is
+compiled by uv's `pip compile --python-platform`: pip-compile resolves for the interpreter
+that runs it, so on this host it would take x86_64's markers and wheels. It keeps the pins of
+its sibling group for every package both have (torch's own dependencies).
 """
 
 from __future__ import annotations
@@ -26,26 +31,91 @@ from imagebuild.output import Printer
 COMPILE_COMMAND = "inv lock"
 
 
+PYTHON_VERSION = "3.11"
+# The manylinux level the other-architecture locks are resolved for (Debian 12: glibc 2.36).
+MANYLINUX = "manylinux_2_28"
+PINS_FILE = "pins-of-{group}.txt"
+
+
 @dataclass(frozen=True)
 class LockGroup:
     name: str
     # Other groups whose lock this one is constrained by (they must be compiled first).
     after: tuple[str, ...] = ()
     find_links: bool = False
+    # Another architecture's lock (uv resolves it), keeping `pins_from`'s versions.
+    platform: str = ""
+    pins_from: str = ""
 
 
 GROUPS: tuple[LockGroup, ...] = (
     LockGroup("torch-cpu", find_links=True),
+    LockGroup(
+        "torch-cpu-arm64", after=("torch-cpu",), platform="linux/arm64", pins_from="torch-cpu"
+    ),
     LockGroup("torch-cuda"),
     LockGroup("service", after=("torch-cpu",)),
     LockGroup("csm", after=("torch-cpu", "service")),
-    LockGroup("dev", after=("service",)),
     LockGroup("installer"),
+    LockGroup("dev", after=("service", "installer")),
 )
 
 
 def present_groups(requirements: Path) -> list[LockGroup]:
     return [group for group in GROUPS if (requirements / f"{group.name}.in").exists()]
+
+
+def uv_binary() -> str:
+    """uv from the environment that runs `inv` (the dev lock has it), else from PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if not found:
+        raise ImageBuildError(
+            "uv is not installed (it compiles the other-architecture locks): "
+            "pip install --require-hashes -r requirements/dev.txt"
+        )
+    return found
+
+
+def foreign_compile_command(
+    group: LockGroup, upgrade_packages: Sequence[str] = (), upgrade: bool = False
+) -> list[str]:
+    """uv's resolution for another platform, in pip-tools' hashed format."""
+    machine = {"linux/arm64": "aarch64", "linux/amd64": "x86_64"}[group.platform]
+    command = [
+        uv_binary(),
+        "pip",
+        "compile",
+        "--quiet",
+        "--generate-hashes",
+        "--python-platform",
+        f"{machine}-{MANYLINUX}",
+        "--python-version",
+        PYTHON_VERSION,
+        "--custom-compile-command",
+        COMPILE_COMMAND,
+        "--output-file",
+        f"{group.name}.txt",
+    ]
+    if group.pins_from:
+        command += ["--constraint", PINS_FILE.format(group=group.pins_from)]
+    for package in upgrade_packages:
+        command += ["--upgrade-package", package]
+    if upgrade:
+        command.append("--upgrade")
+    command.append(f"{group.name}.in")
+    return command
+
+
+def write_pins(lock_text: str, leave_out: Sequence[str]) -> str:
+    """`name==version` of every package in a lock, less `leave_out`: constraints for uv."""
+    pins = [
+        line.split()[0].rstrip("\\").strip()
+        for line in lock_text.splitlines()
+        if line and not line[0].isspace() and not line.startswith("#") and "==" in line
+    ]
+    kept = [pin for pin in pins if pin.split("==")[0].lower() not in leave_out]
+    return "".join(f"{pin}\n" for pin in kept)
 
 
 def compile_command(
@@ -54,6 +124,8 @@ def compile_command(
     upgrade_packages: Sequence[str] = (),
     upgrade: bool = False,
 ) -> list[str]:
+    if group.platform:
+        return foreign_compile_command(group, upgrade_packages, upgrade)
     command = [
         sys.executable,
         "-m",
@@ -91,25 +163,45 @@ def compile_environment(environ: Mapping[str, str]) -> dict[str, str]:
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["CUSTOM_COMPILE_COMMAND"] = COMPILE_COMMAND
+    # uv reads its own variables: the same index and CA, no uv.toml of this machine.
+    env["UV_NO_CONFIG"] = "1"
+    if env.get("PIP_INDEX_URL"):
+        env["UV_DEFAULT_INDEX"] = env["PIP_INDEX_URL"]
+    if env.get("PIP_CERT"):
+        env["SSL_CERT_FILE"] = env["PIP_CERT"]
     return env
 
 
-def _run_compile(command: list[str], env: dict[str, str], group: str, cwd: Path) -> None:
+def _run_compile(
+    command: list[str], env: dict[str, str], group: LockGroup | str, cwd: Path
+) -> None:
+    name = group if isinstance(group, str) else group.name
+    pins: Path | None = None
+    if isinstance(group, LockGroup) and group.pins_from:
+        # The sibling's pins less torch itself (the architectures' torch versions differ).
+        pins = cwd / PINS_FILE.format(group=group.pins_from)
+        source = (cwd / f"{group.pins_from}.txt").read_text(encoding="utf-8")
+        pins.write_text(write_pins(source, ("torch",)), encoding="utf-8")
     # pip-compile leaves each file it hashes in a pip-unpack-* folder (16 GB seen in /tmp after
     # one `inv lock` of new packages): give it a temporary folder of its own and delete it.
-    with tempfile.TemporaryDirectory(prefix="pip-compile-") as scratch:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env={**env, "TMPDIR": scratch},
-            cwd=cwd,
-            check=False,
-        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="pip-compile-") as scratch:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env={**env, "TMPDIR": scratch},
+                cwd=cwd,
+                check=False,
+            )
+    finally:
+        if pins is not None:
+            pins.unlink(missing_ok=True)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         detail = lines[-1] if lines else f"exit {result.returncode}"
-        raise ImageBuildError(f"pip-compile of {group} failed: {detail}")
+        tool = "uv pip compile" if "uv" in Path(command[0]).name else "pip-compile"
+        raise ImageBuildError(f"{tool} of {name} failed: {detail}")
 
 
 def lock(
@@ -138,7 +230,7 @@ def lock(
         _run_compile(
             compile_command(group, host, upgrade_packages, upgrade),
             env,
-            group.name,
+            group,
             requirements,
         )
         written.append(output)
@@ -167,12 +259,7 @@ def check_locks(requirements: Path, printer: Printer) -> list[StaleLock]:
             committed = requirements / f"{group.name}.txt"
             output = scratch / f"{group.name}.txt"
             printer(f"lock check: {group.name}")
-            _run_compile(
-                compile_command(group, host),
-                env,
-                group.name,
-                scratch,
-            )
+            _run_compile(compile_command(group, host), env, group, scratch)
             before = committed.read_text(encoding="utf-8") if committed.exists() else ""
             after = output.read_text(encoding="utf-8")
             if before != after:

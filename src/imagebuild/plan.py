@@ -23,6 +23,7 @@ from imagebuild.config import (
 )
 from imagebuild.dockerfile import Stage, check_target
 from imagebuild.errors import UsageError
+from imagebuild.platforms import architecture, foreign
 
 CA_SECRET_ID = "ca_bundle"  # noqa: S105 - the id of a secret mount, not a secret
 WHEELHOUSE_CONTEXT = "wheelhouse"
@@ -277,11 +278,18 @@ def parse_engines(text: str | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in IMAGE_ENGINES if name in names or name == "espeak")
 
 
-def image_flavour(variant: str, engines: tuple[str, ...]) -> str:
-    """The default tag: `latest` for the CPU espeak image, else what sets it apart."""
-    if variant == "cpu" and engines == ("espeak",):
-        return "latest"
-    return "-".join((variant, *engines))
+def image_flavour(
+    variant: str, engines: tuple[str, ...], platforms: tuple[str, ...] = (), machine: str = ""
+) -> str:
+    """The default tag: `latest` for the CPU espeak image, else what sets it apart; one
+    platform other than the host's is named too (`latest-arm64`), so it never takes the
+    host image's tag."""
+    flavour = (
+        "latest" if variant == "cpu" and engines == ("espeak",) else "-".join((variant, *engines))
+    )
+    if len(platforms) == 1 and foreign(platforms, machine or None):
+        flavour = f"{flavour}-{architecture(platforms[0])}"
+    return flavour
 
 
 def default_tags(settings: Settings, push: bool, flavour: str = "latest") -> tuple[str, ...]:
@@ -343,7 +351,8 @@ def make_plan(
         raise UsageError(f"torch variant {variant!r} is not one of cpu, cuda")
 
     engines = parse_engines(request.engines or settings.engines)
-    tags = request.tags or default_tags(settings, request.push, image_flavour(variant, engines))
+    flavour = image_flavour(variant, engines, parse_platforms(request.platforms))
+    tags = request.tags or default_tags(settings, request.push, flavour)
     for tag in tags:
         if not _TAG.match(tag):
             raise UsageError(f"--tag {tag!r} is not a valid image reference")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import ssl
@@ -156,6 +157,45 @@ class RegistryClient:
                     return self.manifest(repository, entry["digest"])
             return None
         return data
+
+    def platform_digest(self, repository: str, tag: str, platform: str) -> str:
+        """The digest of one platform's manifest: the index entry's, or the manifest's own."""
+        body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
+        data: dict[str, Any] = json.loads(body)
+        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
+            wanted = platform.split("/")
+            for entry in data.get("manifests", []):
+                found = entry.get("platform", {})
+                if [found.get("os"), found.get("architecture")] == wanted[:2]:
+                    return str(entry["digest"])
+            raise LookupError(f"{repository}:{tag} has no {platform} manifest")
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def platforms(self, repository: str, tag: str) -> tuple[str, ...] | None:
+        """The platforms (os/arch[/variant]) an image has: an index's entries (attestations
+        left out), or a single manifest's config; None if the image is absent."""
+        try:
+            body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+        data: dict[str, Any] = json.loads(body)
+        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
+            entries = [entry.get("platform", {}) for entry in data.get("manifests", [])]
+        else:
+            config_body, _ = self._get(f"/{repository}/blobs/{data['config']['digest']}")
+            entries = [json.loads(config_body)]
+        found = [
+            "/".join(
+                part
+                for part in (entry.get("os"), entry.get("architecture"), entry.get("variant"))
+                if part
+            )
+            for entry in entries
+            if entry.get("os") not in (None, "unknown")
+        ]
+        return tuple(dict.fromkeys(found))
 
     def config(self, repository: str, tag: str) -> dict[str, Any] | None:
         manifest = self.manifest(repository, tag)

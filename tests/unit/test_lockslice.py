@@ -67,7 +67,7 @@ def test_only_and_except_split_the_cuda_libraries_from_torch() -> None:
 
 def test_the_real_locks_slice_into_disjoint_layers_that_cover_every_package() -> None:
     requirements = ROOT / "requirements"
-    for variant in ("cpu", "cuda"):
+    for variant in ("cpu", "cuda", "cpu-arm64"):
         torch = (requirements / f"torch-{variant}.txt").read_text()
         service = (requirements / "service.txt").read_text()
         csm = (requirements / "csm.txt").read_text()
@@ -99,3 +99,25 @@ def test_the_command_line_writes_the_slice(tmp_path: Path) -> None:
         "typing-extensions",
         "nvidia-cublas",
     ]
+
+
+def test_an_architecture_reads_its_own_lock_where_it_has_one(tmp_path: Path) -> None:
+    """--arch arm64: torch-cpu.txt is read as torch-cpu-arm64.txt (another torch), in the
+    lock and in --minus; an architecture without a lock of its own reads the common one."""
+    (tmp_path / "torch-cpu.txt").write_text("torch==2.13.0+cpu \\\n    --hash=sha256:aaa\n")
+    (tmp_path / "torch-cpu-arm64.txt").write_text(
+        "torch==2.10.0 \\\n    --hash=sha256:bbb\n    # via -r torch-cpu-arm64.in\n"
+        "sympy==1.14.0 \\\n    --hash=sha256:ccc\n"
+    )
+    (tmp_path / "service.txt").write_text("sympy==1.14.0 \\\n    --hash=sha256:ccc\nnumpy==2 \\\n")
+
+    def run(*arguments: str) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, check=True
+        )
+        return [block.split(" ")[0] for _, block in lockslice.blocks(result.stdout)]
+
+    torch = str(tmp_path / "torch-cpu.txt")
+    assert run(torch, "--arch", "arm64") == ["torch==2.10.0", "sympy==1.14.0"]
+    assert run(torch, "--arch", "amd64") == ["torch==2.13.0+cpu"]
+    assert run(str(tmp_path / "service.txt"), "--arch", "arm64", "--minus", torch) == ["numpy==2"]
