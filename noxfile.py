@@ -84,3 +84,14 @@ def tts(session: nox.Session) -> None:
     session.run("inv", "build", "--progress", "tty")
     session.run("inv", "build", "--engines", "espeak,csm", "--progress", "tty")
     session.run("pytest", "--junitxml=build-logs/junit-tts.xml", *pytest_args(session, "tests/tts"))
+
+
+@nox.session(python=PYTHON)
+def arm64(session: nox.Session) -> None:
+    """The linux/arm64 image under QEMU: two-platform base, build, and what it runs (slow)."""
+    install_locked(session, DEV_LOCK, SERVICE_LOCK)
+    session.run("inv", "up", "--platform", "linux/amd64,linux/arm64")
+    session.run("inv", "build", "--platform", "linux/arm64", "--progress", "tty")
+    session.run(
+        "pytest", "--junitxml=build-logs/junit-arm64.xml", *pytest_args(session, "tests/arm64")
+    )

@@ -213,8 +213,10 @@ def context(c: Context, json: bool = False) -> None:
         "n": "runs per scenario and build (the table shows the median, min and max)",
         "publish": "copy the table and chart into README.md and docs/bench/",
         "keep_engine": "leave the sandbox engine running afterwards",
-        "variant": "which image: cpu (CPU torch, espeak) or cuda-csm (CUDA torch, espeak and "
-        "CSM: the image users ship; gigabytes of wheels, an hour on 2 cores)",
+        "variant": "which image: cpu (CPU torch, espeak), cuda-csm (CUDA torch, espeak and "
+        "CSM: the image users ship; gigabytes of wheels, an hour on 2 cores) or arm64 (the "
+        "cpu image for linux/arm64, under QEMU: slow; needs `inv up --platform "
+        "linux/amd64,linux/arm64`; try --scenarios cold,app-change)",
         "installer": "how ours installs its package layers: pip (default) or uv",
         "compression": "layer compression of both builds: gzip (default) or zstd",
     },

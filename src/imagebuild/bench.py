@@ -25,7 +25,8 @@ from imagebuild.benchresults import (
     write_outputs,
 )
 from imagebuild.build import build, copy_tree
-from imagebuild.config import Settings
+from imagebuild.config import Settings, StatePaths
+from imagebuild.emulation import ensure_emulation
 from imagebuild.engine import Engine
 from imagebuild.errors import UsageError
 from imagebuild.output import Printer
@@ -103,6 +104,8 @@ class Bench:
     # How ours installs its layers (pip or uv) and how both builds compress them.
     installer: str = "pip"
     compression: str = "gzip"
+    # One target platform (linux/arm64: emulated), or () for the host's.
+    platforms: tuple[str, ...] = ()
 
     def variant_settings(self, variant: Variant) -> Settings:
         return replace(
@@ -126,6 +129,7 @@ class Bench:
             progress="quiet",
             compression=self.compression,
             build_args=(f"INSTALL_TOOL={self.installer}",) if variant is OURS else (),
+            platforms=self.platforms,
         )
         return build(self.variant_settings(variant), request, lambda _: None, start_platform=False)
 
@@ -279,7 +283,10 @@ def run_bench(
         settings.base_image,
         installer=installer,
         compression=compression,
+        platforms=(image.platform,) if image.platform else (),
     )
+    if image.platform:
+        ensure_emulation([image.platform], StatePaths(settings.state_dir), printer)
     try:
         if scenarios and scenarios[0] != "cold":
             printer("warming the sandbox builder (unmeasured) ...")

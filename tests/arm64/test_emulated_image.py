@@ -1,0 +1,120 @@
+"""The linux/arm64 image, run here under QEMU: its binaries are aarch64 (not amd64 ones under
+an arm64 label), torch imports, and the service answers and speaks. `nox -s arm64` makes the
+two-platform base and builds the image first; it is kept out of the default sessions (every
+instruction of the image runs emulated: minutes). Real engine, real image, no mocks."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import soundfile
+from python_on_whales import Container, DockerClient
+
+from imagebuild.config import Settings
+from imagebuild.registry import Reference, RegistryClient
+from tests.smoke.conftest import free_port, post_json, wait_for_health
+
+pytestmark = pytest.mark.docker
+PLATFORM = "linux/arm64"
+
+
+@pytest.fixture(scope="module")
+def arm64_image(settings: Settings, docker_client: DockerClient) -> str:
+    reference = f"{settings.image}:latest-arm64"
+    if not docker_client.image.exists(reference):
+        pytest.fail(f"{reference} is not built: `inv build --platform {PLATFORM}` (nox -s arm64)")
+    return reference
+
+
+def run_in(docker_client: DockerClient, image: str, *command: str) -> str:
+    return str(
+        docker_client.run(image, list(command), entrypoint="", platform=PLATFORM, remove=True)
+    ).strip()
+
+
+def test_the_base_is_one_index_of_both_platforms(settings: Settings) -> None:
+    base = Reference.parse(settings.base_image)
+    platforms = RegistryClient.for_settings(settings).platforms(base.repository, base.tag)
+    assert platforms is not None and {"linux/amd64", "linux/arm64"} <= set(platforms)
+
+
+def test_the_image_says_arm64_and_its_machine_is_aarch64(
+    docker_client: DockerClient, arm64_image: str
+) -> None:
+    inspected = docker_client.image.inspect(arm64_image)
+    assert inspected.architecture == "arm64" and inspected.os == "linux"
+    assert run_in(docker_client, arm64_image, "uname", "-m") == "aarch64"
+
+
+def test_python_and_torch_binaries_are_arm_aarch64(
+    docker_client: DockerClient, arm64_image: str, tmp_path: Path
+) -> None:
+    """`file` (on this host) of the interpreter and of torch's library, copied out."""
+    paths = run_in(
+        docker_client,
+        arm64_image,
+        "python3",
+        "-c",
+        "import os, sys, torch; print(os.path.realpath(sys.executable)); "
+        "print(os.path.join(os.path.dirname(torch.__file__), 'lib', 'libtorch_cpu.so'))",
+    ).splitlines()
+    container = docker_client.container.create(arm64_image, platform=PLATFORM)
+    try:
+        for index, path in enumerate(paths):
+            local = tmp_path / f"binary-{index}"
+            docker_client.container.copy((container, path), local)
+            described = subprocess.run(
+                ["file", "-b", str(local)], capture_output=True, text=True, check=True
+            ).stdout
+            assert "ARM aarch64" in described, f"{path}: {described}"
+            assert "x86-64" not in described
+    finally:
+        container.remove(force=True)
+
+
+def test_torch_imports_and_computes(docker_client: DockerClient, arm64_image: str) -> None:
+    out = run_in(
+        docker_client,
+        arm64_image,
+        "python3",
+        "-c",
+        "import platform, torch; x = torch.arange(6.0).reshape(2, 3); "
+        "print(platform.machine(), torch.__version__, float((x @ x.T).sum()))",
+    )
+    machine, version, total = out.split()
+    assert machine == "aarch64" and version.startswith("2.") and float(total) == 90.0
+
+
+@pytest.fixture(scope="module")
+def arm64_service(docker_client: DockerClient, arm64_image: str) -> Iterator[str]:
+    port = free_port()
+    container: Container = docker_client.run(
+        arm64_image,
+        detach=True,
+        platform=PLATFORM,
+        name=f"audiobook-tts-arm64-{uuid.uuid4().hex[:8]}",
+        publish=[(f"127.0.0.1:{port}", 8000)],
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, container, timeout=300.0)  # imports run emulated: slow to start
+        yield url
+    finally:
+        container.remove(force=True)
+
+
+def test_the_emulated_service_answers_and_speaks(arm64_service: str) -> None:
+    status, content_type, body = post_json(
+        f"{arm64_service}/v1/audio/speech",
+        {"input": "Chapter one. It was a bright cold day.", "response_format": "wav"},
+        timeout=300,
+    )
+    assert status == 200 and content_type == "audio/wav", body[:200]
+    samples, rate = soundfile.read(io.BytesIO(body), dtype="float32")
+    assert rate > 0 and samples.size > rate  # more than a second of speech
+    assert float(abs(samples).max()) > 0.1
