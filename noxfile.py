@@ -17,8 +17,10 @@ nox.options.error_on_missing_interpreters = True
 PYTHON = "3.11"
 DEV_LOCK = "requirements/dev.txt"
 SERVICE_LOCK = "requirements/service.txt"
-# The csm engine's tests run a tiny model on the CPU: torch (the local CPU wheel) and the csm lock.
+# The csm engine's tests run a tiny model on the CPU: torch (the local CPU wheel) and the csm
+# lock; the piper engine's run the bundled voice with onnxruntime (the piper lock).
 CSM_LOCKS = ("requirements/torch-cpu.txt", "requirements/csm.txt")
+PIPER_LOCK = "requirements/piper.txt"
 
 
 def pytest_args(session: nox.Session, *default_paths: str) -> list[str]:
@@ -58,7 +60,7 @@ def lock(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
-    install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS)
+    install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS, PIPER_LOCK)
     session.run(
         "pytest",
         "--junitxml=build-logs/junit-tests.xml",
@@ -82,7 +84,7 @@ def tts(session: nox.Session) -> None:
     # No torch here: the csm checks have the image make its tiny model (a smaller venv).
     install_locked(session, DEV_LOCK, SERVICE_LOCK)
     session.run("inv", "build", "--progress", "tty")
-    session.run("inv", "build", "--engines", "espeak,csm", "--progress", "tty")
+    session.run("inv", "build", "--engines", "espeak,piper,csm", "--progress", "tty")
     session.run("pytest", "--junitxml=build-logs/junit-tts.xml", *pytest_args(session, "tests/tts"))
 
 

@@ -7,6 +7,7 @@ constant bitrate of at least 192 kbps. The mastering below aims at the middle of
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -120,6 +121,12 @@ class RenderedChapter:
         return {**self.levels.as_dict(), "sentences_at_length_bound": list(self.at_length_bound)}
 
 
+def chapter_seed(text: str, voice: str, speed: float, seed: int) -> int:
+    """A seed that follows everything that makes the chapter what it is."""
+    key = f"{seed}|{voice}|{speed!r}|{text}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
 def render_chapter(
     engine: Engine,
     text: str,
@@ -141,6 +148,11 @@ def render_chapter(
         if progress is not None:
             progress(count, len(pieces))
 
+    seeded = getattr(engine, "seeded", None)
+    if seeded is not None:
+        # An engine that draws noise (piper) draws it from the chapter's own seed: the same
+        # chapter made again (a resumed book job) is the same audio.
+        engine = seeded(chapter_seed(text, voice, speed, seed))
     spoken = synthesize_all(engine, [piece.text for piece in pieces], voice, speed, done)
     for piece, audio in zip(pieces, spoken, strict=True):
         if audio.hit_bound:

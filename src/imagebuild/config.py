@@ -16,8 +16,9 @@ from typing import Any
 from imagebuild.errors import UsageError
 
 TORCH_VARIANTS = ("cpu", "cuda")
-# Speech engines an image can hold: espeak (always) and the neural csm (transformers).
-IMAGE_ENGINES = ("espeak", "csm")
+# Speech engines an image can hold: espeak (always), piper (onnxruntime and a bundled
+# voice) and the neural csm (transformers).
+IMAGE_ENGINES = ("espeak", "piper", "csm")
 CACHE_MODES = ("none", "inline", "local", "registry")
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
 

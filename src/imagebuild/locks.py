@@ -56,6 +56,7 @@ GROUPS: tuple[LockGroup, ...] = (
     LockGroup("torch-cuda"),
     LockGroup("service", after=("torch-cpu",)),
     LockGroup("csm", after=("torch-cpu", "service")),
+    LockGroup("piper", after=("service",)),
     LockGroup("installer"),
     LockGroup("dev", after=("service", "installer")),
 )

@@ -1,4 +1,4 @@
-"""The csm engine in the image (`inv build --engines espeak,csm`), with a tiny random CSM made
+"""The csm engine in the image (`inv build --engines espeak,piper,csm`), with a tiny random CSM made
 by the image's own torch and transformers and mounted read-only, as real weights would be: every format at 24 kHz, greedy
 decoding repeats itself, a reference-clip voice, the chapter endpoint, espeak beside it, and
 a broken model directory stopping the container with one line. Real container, no mocks."""
@@ -36,9 +36,11 @@ def readable(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def csm_image(settings: Settings, docker_client: DockerClient) -> str:
-    reference = f"{settings.image}:cpu-espeak-csm"
+    reference = f"{settings.image}:cpu-espeak-piper-csm"
     if not docker_client.image.exists(reference):
-        pytest.fail(f"{reference} is not built: `inv build --engines espeak,csm` (nox -s tts does)")
+        pytest.fail(
+            f"{reference} is not built: `inv build --engines espeak,piper,csm` (nox -s tts does)"
+        )
     return reference
 
 

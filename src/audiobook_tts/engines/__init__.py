@@ -1,4 +1,5 @@
-"""Speech engines, loaded by name: `espeak` (espeak-ng, offline) and `csm` (Sesame CSM)."""
+"""Speech engines, loaded by name: `espeak` (espeak-ng, offline), `piper` (Piper voices on
+onnxruntime) and `csm` (Sesame CSM)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def load_engine(name: str, settings: ServiceSettings | None = None) -> Engine:
     settings = settings or ServiceSettings()
     if name == "espeak":
         return EspeakEngine()
+    if name == "piper":
+        from audiobook_tts.engines.piper import PiperEngine  # onnxruntime: piper images only
+
+        return PiperEngine.load(settings.piper_voices)
     if name == "csm":
         return CsmEngine.load(
             settings.csm_model,
@@ -39,4 +44,4 @@ def load_engine(name: str, settings: ServiceSettings | None = None) -> Engine:
             settings.csm_batch,
             settings.csm_decoder,
         )
-    raise ValueError(f"unknown engine {name!r}; known engines: espeak, csm")
+    raise ValueError(f"unknown engine {name!r}; known engines: espeak, piper, csm")

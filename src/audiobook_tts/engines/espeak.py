@@ -77,6 +77,27 @@ def rate_options(speed: float) -> list[str]:
     return ["-s", str(MIN_WPM), "-g", str(gap)]
 
 
+def run_espeak(
+    binary: str, args: list[str], text: str | None = None, timeout: float = 30.0
+) -> bytes:
+    """espeak-ng with `text` on standard input (never an argument); its output, or an
+    EngineError with its message."""
+    try:
+        result = subprocess.run(
+            [binary, *args],
+            input=text.encode("utf-8") if text is not None else None,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise EngineError(f"espeak-ng took longer than {timeout:.0f}s") from error
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip()
+        raise EngineError(f"espeak-ng failed: {message or result.returncode}")
+    return result.stdout
+
+
 class EspeakEngine:
     name = "espeak"
     device = "cpu"
@@ -90,20 +111,7 @@ class EspeakEngine:
         self._voice_files: dict[str, str] = {}
 
     def _run(self, args: list[str], text: str | None = None, timeout: float = 30.0) -> bytes:
-        try:
-            result = subprocess.run(
-                [self.binary, *args],
-                input=text.encode("utf-8") if text is not None else None,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise EngineError(f"espeak-ng took longer than {timeout:.0f}s") from error
-        if result.returncode != 0:
-            message = result.stderr.decode("utf-8", "replace").strip()
-            raise EngineError(f"espeak-ng failed: {message or result.returncode}")
-        return result.stdout
+        return run_espeak(self.binary, args, text, timeout)
 
     def _version(self) -> str:
         output = self._run(["--version"]).decode("utf-8", "replace")
