@@ -8,6 +8,7 @@ from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines.base import Audio, Engine, EngineError, EngineRefusal, Voice
 from audiobook_tts.engines.csm import CsmEngine, check_model_dir
 from audiobook_tts.engines.espeak import EspeakEngine
+from audiobook_tts.engines.piper import PiperEngine
 
 __all__ = [
     "Audio",
@@ -33,8 +34,6 @@ def load_engine(name: str, settings: ServiceSettings | None = None) -> Engine:
     if name == "espeak":
         return EspeakEngine()
     if name == "piper":
-        from audiobook_tts.engines.piper import PiperEngine  # onnxruntime: piper images only
-
         return PiperEngine.load(settings.piper_voices)
     if name == "csm":
         return CsmEngine.load(
