@@ -36,6 +36,7 @@ from audiobook_tts.engines.base import synthesize_all
 from audiobook_tts.engines.csm import FRAME_RATE, SAMPLE_RATE, CsmEngine
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import CSM_1B, TINY, build
+from audiobook_tts.engines.piper import PiperEngine
 
 SHAPES = {"csm-1b": CSM_1B, "tiny": TINY}
 TEXT = "It was a bright cold day in April, and the clocks were striking thirteen."
@@ -233,8 +234,6 @@ def measure_piper(runs: int) -> dict[str, Any]:
     """The piper engine on this CPU: one sentence's latency and a 5,000-character chapter's
     real-time factor (sentence by sentence, as `render_chapter` hands them), best of `runs`."""
     import onnxruntime
-
-    from audiobook_tts.engines.piper import PiperEngine
 
     engine = PiperEngine.load(os.environ.get("AUDIOBOOK_TTS_PIPER_VOICES", ""))
     voice = engine.default.id
