@@ -16,6 +16,7 @@ from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.config import ENGINE_NAMES, ServiceSettings, SettingsError
 from audiobook_tts.engines import EngineError, check_engine, load_engine
 from audiobook_tts.healthcheck import check
+from audiobook_tts.lexicon import Lexicon, LexiconError
 
 
 def _settings() -> ServiceSettings | None:
@@ -68,6 +69,12 @@ def _chapter(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as error:
         print(f"error: cannot read {source}: {error}", file=sys.stderr)
         return 2
+    if args.lexicon:
+        try:
+            text = Lexicon.parse(Path(args.lexicon).read_text(encoding="utf-8")).apply(text)
+        except (OSError, UnicodeDecodeError, LexiconError) as error:
+            print(f"error: lexicon {args.lexicon}: {error}", file=sys.stderr)
+            return 2
     settings = _settings()
     if settings is None:
         return 2
@@ -124,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chapter.add_argument("--voice", default="alloy", help="voice id (GET /v1/voices lists them)")
     chapter.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0")
+    chapter.add_argument(
+        "--lexicon",
+        help="lexicon.tsv: `word<TAB>respelling` (or [[espeak-ng phonemes]]) a line, "
+        "applied before synthesis",
+    )
     chapter.add_argument(
         "--engine",
         default="espeak",

@@ -306,3 +306,27 @@ def test_chapter_command_line_in_the_image(
     audio = decode((book / "out" / "ch01.mp3").read_bytes(), "mp3")
     assert -23 <= rms_db(audio.samples) <= -18
     assert json.loads((book / "out" / "ch01.mp3.json").read_text())["format"] == "mp3"
+
+
+def test_a_lexicon_fixes_a_word_espeak_ng_mispronounces(service: Service) -> None:
+    """espeak-ng reads "Cholmondeley" as cholmon-deeley (k'oUm@nd,Eli); it is said "Chumley".
+    With the lexicon, the chapter is exactly the chapter of the respelt text, by respelling or
+    by espeak-ng phonemes; without it, it is not."""
+    url = f"{service.url}/v1/audiobook/chapters"
+
+    def chapter(text: str, lexicon: dict[str, str] | None = None) -> bytes:
+        payload: dict[str, object] = {"input": text, "voice": "alloy", "response_format": "wav"}
+        if lexicon is not None:
+            payload["lexicon"] = lexicon
+        status, _, body = post_json(url, payload, timeout=120)
+        assert status == 200, body[:300]
+        return body
+
+    said_right = chapter("Mister Chumley came home.")
+    assert chapter("Mister Cholmondeley came home.") != said_right
+    assert chapter("Mister CHOLMONDELEY came home.", {"Cholmondeley": "Chumley"}) == said_right
+    assert chapter("Mister Cholmondeley came home.", {"Cholmondeley": "[[tS'Vmli]]"}) == said_right
+    status, _, body = post_json(
+        url, {"input": "Hello.", "lexicon": {"Cholmondeley": "[[tS'Vmli"}}, timeout=30
+    )
+    assert status == 400 and json.loads(body)["error"]["param"] == "lexicon"

@@ -212,3 +212,18 @@ def test_stream_must_be_a_boolean_not_a_number(client: TestClient) -> None:
     payload = {"input": STORY, "voice": "alloy", "response_format": "pcm", "stream": 0}
     response = client.post("/v1/audio/speech", json=payload)
     assert response.status_code == 400 and response.json()["error"]["param"] == "stream"
+
+
+def test_a_bad_lexicon_is_a_400_naming_its_line(client: TestClient) -> None:
+    response = client.post(
+        "/v1/audiobook/chapters",
+        json={"input": STORY, "lexicon": {"Cholmondeley": "[[tS'Vmli"}, "response_format": "wav"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "lexicon" and error["message"].startswith("lexicon line 1:")
+    fine = client.post(
+        "/v1/audiobook/chapters",
+        json={"input": STORY, "lexicon": {"rain": "drizzle"}, "response_format": "wav"},
+    )
+    assert fine.status_code == 200

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.engines import Engine
+from audiobook_tts.lexicon import Lexicon, LexiconError
 from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.synthesis import Refused, Synthesis
@@ -26,6 +27,9 @@ class ChapterRequest(BaseModel):
     voice: str = Field(default="alloy", max_length=100)
     response_format: ChapterFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    # Words said another way: {"Cholmondeley": "Chumley"}, or espeak-ng phonemes for the
+    # espeak and piper engines: {"Cholmondeley": "[[tS'Vmli]]"}.
+    lexicon: dict[str, str] = Field(default_factory=dict, max_length=10_000)
 
 
 @router.post(
@@ -35,11 +39,15 @@ class ChapterRequest(BaseModel):
 )
 async def chapter(request: Request, body: ChapterRequest) -> Response:
     synthesis: Synthesis = request.app.state.synthesis
+    try:
+        text = Lexicon.of(body.lexicon).apply(body.input)
+    except LexiconError as error:
+        return error_response(400, str(error), "lexicon")
 
     async def work(engine: Engine) -> Response:
         try:
             rendered = await synthesis.in_thread(
-                render_chapter, engine, body.input, body.voice, body.speed
+                render_chapter, engine, text, body.voice, body.speed
             )
         except ChapterError as error:
             return error_response(400, f"input: {error}", "input")

@@ -1,0 +1,34 @@
+"""The pronunciation lexicon: parsing lexicon.tsv (errors name the line) and whole-word,
+any-case replacement, longest entry first."""
+
+from __future__ import annotations
+
+import pytest
+
+from audiobook_tts.lexicon import Lexicon, LexiconError
+
+
+def test_a_lexicon_replaces_whole_words_in_any_case_longest_first() -> None:
+    lexicon = Lexicon.parse(
+        "# name\tsaying\nCholmondeley\tChumley\nSt John\tSinjin\nSt\tSaint  # comment\n\n"
+        "Hermione\t[[h3:m'aI@ni]]\n"
+    )
+    assert len(lexicon.entries) == 4
+    said = lexicon.apply("CHOLMONDELEY met St John at St Paul's; Cholmondeleys, Hermione.")
+    assert said == "Chumley met Sinjin at Saint Paul's; Cholmondeleys, [[h3:m'aI@ni]]."
+    assert Lexicon().apply("unchanged") == "unchanged"
+    assert Lexicon.of({"Nguyen": "Win"}).apply("Mr Nguyen.") == "Mr Win."
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Cholmondeley Chumley\n", "line 1: use `word<TAB>how to say it`"),
+        ("ok\tfine\nword\t\n", "line 2: use `word<TAB>how to say it`"),
+        ("word\t[[tS'Vmli\n", "line 1: phonemes go in"),
+        ("word\t" + "x" * 201 + "\n", "line 1: at most 200 characters"),
+    ],
+)
+def test_a_bad_lexicon_line_is_named(text: str, message: str) -> None:
+    with pytest.raises(LexiconError, match=message.replace("[", r"\[").replace("`", "`")):
+        Lexicon.parse(text)
