@@ -25,7 +25,14 @@ from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan import BuildRequest, make_plan
-from imagebuild.platforms import architecture, foreign, host_platform, missing_platforms, normalize
+from imagebuild.platforms import (
+    architecture,
+    foreign,
+    host_platform,
+    missing_platforms,
+    normalize,
+    platform_name,
+)
 from imagebuild.progress import utc_now
 from imagebuild.registry import Reference, RegistryClient
 
@@ -179,6 +186,7 @@ def ensure_installer_image(settings: Settings, printer: Printer) -> None:
     base, target = Reference.parse(settings.base_image), Reference.parse(installer)
     client = RegistryClient.for_settings(settings)
     if client.manifest(target.repository, target.tag) is not None:
+        extend_installer(client, base, target, printer)
         printer(f"installer image: {installer} (pinned; the package layers build on it)")
         return
     if target.repository != base.repository:
@@ -190,6 +198,30 @@ def ensure_installer_image(settings: Settings, printer: Printer) -> None:
     printer(
         f"installer image: made {installer} from {settings.base_image}; a new base will not "
         "move it (delete the tag to follow a new Python)"
+    )
+
+
+def extend_installer(
+    client: RegistryClient, base: Reference, installer: Reference, printer: Printer
+) -> None:
+    """A platform the base has and the pinned installer lacks is added to the installer from
+    the base; the platforms it has keep their manifests (their package layers stay cached)."""
+    if base.repository != installer.repository:
+        return  # another repository's blobs cannot be referenced from this index
+    have = client.index_entries(installer.repository, installer.tag)
+    names = [platform_name(entry.get("platform", {})) for entry in have]
+    added = [
+        entry
+        for entry in client.index_entries(base.repository, base.tag)
+        if (name := platform_name(entry.get("platform", {}))) and missing_platforms(names, [name])
+    ]
+    if not added:
+        return
+    client.put_index(installer.repository, installer.tag, [*have, *added])
+    printer(
+        f"installer image: added "
+        f"{', '.join(platform_name(entry['platform']) for entry in added)} from the base; "
+        f"{', '.join(names)} unchanged (its package layers stay cached)"
     )
 
 

@@ -7,7 +7,7 @@ set up elsewhere (`emulation`); here only names are compared.
 from __future__ import annotations
 
 import platform as host
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # `uname -m` -> the OCI architecture; Debian's architecture names are the same for these.
 MACHINE_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -23,6 +23,15 @@ def normalize(name: str) -> str:
     if len(parts) == 3 and DEFAULT_VARIANTS.get(parts[1]) == parts[2]:
         parts = parts[:2]
     return "/".join(parts)
+
+
+def platform_name(fields: Mapping[str, object]) -> str:
+    """An OCI platform (`{"os": "linux", "architecture": "arm64"}`) as `linux/arm64`; empty
+    for an attestation's `unknown/unknown`."""
+    if fields.get("os") in (None, "", "unknown"):
+        return ""
+    parts = (fields.get("os"), fields.get("architecture"), fields.get("variant"))
+    return normalize("/".join(str(part) for part in parts if part))
 
 
 def architecture(name: str) -> str:

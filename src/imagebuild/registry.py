@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from imagebuild.config import Settings
+from imagebuild.platforms import platform_name
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -171,6 +172,43 @@ class RegistryClient:
             raise LookupError(f"{repository}:{tag} has no {platform} manifest")
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
+    def index_entries(self, repository: str, tag: str) -> list[dict[str, Any]]:
+        """The descriptors of an image's platform manifests (one for a single manifest)."""
+        body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
+        data: dict[str, Any] = json.loads(body)
+        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
+            return [dict(entry) for entry in data.get("manifests", [])]
+        config_body, _ = self._get(f"/{repository}/blobs/{data['config']['digest']}")
+        config = json.loads(config_body)
+        platform = {"os": config.get("os", ""), "architecture": config.get("architecture", "")}
+        if config.get("variant"):
+            platform["variant"] = config["variant"]
+        return [
+            {
+                "mediaType": data.get("mediaType", media_type),
+                "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                "size": len(body),
+                "platform": platform,
+            }
+        ]
+
+    def put_index(self, repository: str, tag: str, entries: list[dict[str, Any]]) -> None:
+        """Tag an OCI index of these platform manifests (all in `repository` already)."""
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": entries,
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - our registry
+            f"{self.base}/{repository}/manifests/{tag}", data=body, method="PUT"
+        )
+        request.add_header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        self._authorize(request, self.credentials)
+        with urllib.request.urlopen(request, timeout=self.timeout, context=self.context):  # noqa: S310
+            pass
+
     def platforms(self, repository: str, tag: str) -> tuple[str, ...] | None:
         """The platforms (os/arch[/variant]) an image has: an index's entries (attestations
         left out), or a single manifest's config; None if the image is absent."""
@@ -186,15 +224,7 @@ class RegistryClient:
         else:
             config_body, _ = self._get(f"/{repository}/blobs/{data['config']['digest']}")
             entries = [json.loads(config_body)]
-        found = [
-            "/".join(
-                part
-                for part in (entry.get("os"), entry.get("architecture"), entry.get("variant"))
-                if part
-            )
-            for entry in entries
-            if entry.get("os") not in (None, "unknown")
-        ]
+        found = [name for entry in entries if (name := platform_name(entry))]
         return tuple(dict.fromkeys(found))
 
     def config(self, repository: str, tag: str) -> dict[str, Any] | None:

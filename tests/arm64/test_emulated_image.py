@@ -37,10 +37,12 @@ def run_in(docker_client: DockerClient, image: str, *command: str) -> str:
     ).strip()
 
 
-def test_the_base_is_one_index_of_both_platforms(settings: Settings) -> None:
-    base = Reference.parse(settings.base_image)
-    platforms = RegistryClient.for_settings(settings).platforms(base.repository, base.tag)
-    assert platforms is not None and {"linux/amd64", "linux/arm64"} <= set(platforms)
+def test_the_base_and_the_installer_hold_both_platforms(settings: Settings) -> None:
+    client = RegistryClient.for_settings(settings)
+    for image in (settings.base_image, settings.installer_image):
+        reference = Reference.parse(image)
+        platforms = client.platforms(reference.repository, reference.tag)
+        assert platforms is not None and {"linux/amd64", "linux/arm64"} <= set(platforms), image
 
 
 def test_the_image_says_arm64_and_its_machine_is_aarch64(

@@ -15,6 +15,7 @@ from imagebuild.platforms import (
     missing_base_message,
     missing_platforms,
     normalize,
+    platform_name,
 )
 
 
@@ -82,3 +83,11 @@ def test_an_image_for_another_architecture_gets_a_tag_of_its_own() -> None:
     assert image_flavour("cpu", ("espeak",), ("linux/arm64",), "aarch64") == "latest"
     # One index for both platforms keeps the plain tag.
     assert image_flavour("cpu", ("espeak",), ("linux/amd64", "linux/arm64"), "x86_64") == "latest"
+
+
+def test_oci_platform_fields_name_a_platform() -> None:
+    assert platform_name({"os": "linux", "architecture": "arm64", "variant": "v8"}) == (
+        "linux/arm64"
+    )
+    assert platform_name({"os": "linux", "architecture": "arm", "variant": "v7"}) == "linux/arm/v7"
+    assert platform_name({"os": "unknown", "architecture": "unknown"}) == ""  # an attestation
