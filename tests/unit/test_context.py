@@ -47,3 +47,30 @@ def test_changed_files() -> None:
         ("c", "added"),
     ]
     assert changed_files({"a": "1"}, {}) == [("a", "removed")]
+
+
+def test_every_file_the_dockerfile_copies_is_in_the_context() -> None:
+    """Each COPY source of docker/tts/Dockerfile (a build arg read as any value) matches files,
+    and every one of them is sent: a lock left off the allow-list fails the build."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    sent = {item.path for item in ContextManifest.of(root).files}
+    sources: list[str] = []
+    for line in (root / "docker/tts/Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            parts = [part for part in line.split()[1:] if not part.startswith("--")]
+            sources += parts[:-1]
+    assert "requirements/piper.txt" in sources
+    for source in sources:
+        pattern = re.sub(r"\*+", "*", re.sub(r"\$\{[A-Z_]+\}", "*", source))
+        matched = [str(path.relative_to(root)) for path in root.glob(pattern)]
+        files = [
+            str(item.relative_to(root))
+            for name in matched
+            for item in ([root / name] if (root / name).is_file() else (root / name).rglob("*"))
+            if item.is_file() and "__pycache__" not in item.parts
+        ]
+        assert files, f"COPY {source} matches no file"
+        missing = [name for name in files if name not in sent]
+        assert missing == [], f"COPY {source}: not in the build context: {missing}"
