@@ -163,14 +163,14 @@ def ensure_base_image(
         return
     targets = base_platforms(settings, platforms)
     recipe = BaseRecipe.from_repository(settings, targets)
+    if foreign(recipe.platforms):  # to make the base, and for the builds that use it
+        ensure_emulation(recipe.platforms, StatePaths(settings.state_dir), printer)
     if not force and base_image_current(settings, recipe):
         printer(
             f"base image: {settings.base_image} is current (recipe {recipe.digest()}; "
             f"{', '.join(recipe.platforms)})"
         )
         return
-    if foreign(recipe.platforms):
-        ensure_emulation(recipe.platforms, StatePaths(settings.state_dir), printer)
     make_base_image(settings, recipe, printer)
 
 

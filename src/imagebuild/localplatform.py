@@ -18,11 +18,9 @@ from typing import Any
 from imagebuild import baseimage, registryauth
 from imagebuild.config import Settings, StatePaths
 from imagebuild.debian import install_engine, install_packages, require_root_debian
-from imagebuild.emulation import ensure_emulation
 from imagebuild.engine import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.platforms import foreign
 from imagebuild.processes import pid_alive, read_pid, start_background, stop_pid, wait_until
 from imagebuild.registry import RegistryClient
 
@@ -202,14 +200,13 @@ def _log_in_locally(settings: Settings, printer: Printer) -> None:
 
 def up(settings: Settings, printer: Printer, platforms: Sequence[str] = ()) -> None:
     """Bring up engine, registry and base image; each part is skipped when already there.
-    `platforms`: make the base for each (foreign ones under emulation, set up here)."""
+    `platforms`: make the base for each (foreign ones under emulation, set up by the base's
+    step, which also sets it up again after a reboot for a base that has them)."""
     started = time.monotonic()
     paths = StatePaths(settings.state_dir)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     ensure_engine(settings, paths, printer)
     ensure_registry(settings, paths, printer)
-    if foreign(platforms):
-        ensure_emulation(platforms, paths, printer)
     baseimage.ensure_base_image(settings, printer, platforms=platforms)
     baseimage.ensure_installer_image(settings, printer)
     printer(f"platform up in {time.monotonic() - started:.1f}s")
