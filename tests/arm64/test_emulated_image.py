@@ -89,7 +89,9 @@ def test_torch_imports_and_computes(docker_client: DockerClient, arm64_image: st
         "print(platform.machine(), torch.__version__, float((x @ x.T).sum()))",
     )
     machine, version, total = out.split()
-    assert machine == "aarch64" and version.startswith("2.") and float(total) == 90.0
+    assert (
+        machine == "aarch64" and version.startswith("2.") and float(total) == 83.0
+    )  # [[5, 14], [14, 50]]
 
 
 @pytest.fixture(scope="module")
