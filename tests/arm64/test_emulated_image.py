@@ -15,7 +15,9 @@ import pytest
 import soundfile
 from python_on_whales import Container, DockerClient
 
+from imagebuild.build import build
 from imagebuild.config import Settings
+from imagebuild.plan import BuildRequest
 from imagebuild.registry import Reference, RegistryClient
 from tests.smoke.conftest import free_port, post_json, wait_for_health
 
@@ -122,3 +124,19 @@ def test_the_emulated_service_answers_and_speaks(arm64_service: str) -> None:
     samples, rate = soundfile.read(io.BytesIO(body), dtype="float32")
     assert rate > 0 and samples.size > rate  # more than a second of speech
     assert float(abs(samples).max()) > 0.1
+
+
+def test_one_push_makes_one_index_for_both_platforms(settings: Settings) -> None:
+    """`inv build --platform linux/amd64,linux/arm64 --push`: both were built before in this
+    session (the host's by `inv up` users, the arm64 one above), so this is mostly cache."""
+    tag = f"{settings.registry}/{settings.image}:it-two-platforms"
+    report = build(
+        settings,
+        BuildRequest(platforms=("linux/amd64", "linux/arm64"), push=True, tags=(tag,)),
+        print,
+        start_platform=False,
+    )
+    assert report.image_digest
+    reference = Reference.parse(tag)
+    platforms = RegistryClient.for_settings(settings).platforms(reference.repository, reference.tag)
+    assert platforms is not None and {"linux/amd64", "linux/arm64"} <= set(platforms)
