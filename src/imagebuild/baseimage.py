@@ -208,11 +208,11 @@ def extend_installer(
     the base; the platforms it has keep their manifests (their package layers stay cached)."""
     if base.repository != installer.repository:
         return  # another repository's blobs cannot be referenced from this index
-    have = client.index_entries(installer.repository, installer.tag)
+    have = client.index_entries(installer.repository, installer.tag) or []
     names = [platform_name(entry.get("platform", {})) for entry in have]
     added = [
         entry
-        for entry in client.index_entries(base.repository, base.tag)
+        for entry in client.index_entries(base.repository, base.tag) or []
         if (name := platform_name(entry.get("platform", {}))) and missing_platforms(names, [name])
     ]
     if not added:

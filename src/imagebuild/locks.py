@@ -66,6 +66,12 @@ def present_groups(requirements: Path) -> list[LockGroup]:
     return [group for group in GROUPS if (requirements / f"{group.name}.in").exists()]
 
 
+def upgrade_options(upgrade_packages: Sequence[str], upgrade: bool) -> list[str]:
+    """The same flags for pip-compile and uv: which pins may move."""
+    options = [item for package in upgrade_packages for item in ("--upgrade-package", package)]
+    return [*options, "--upgrade"] if upgrade else options
+
+
 def uv_binary() -> str:
     """uv from the environment that runs `inv` (the dev lock has it), else from PATH."""
     beside = Path(sys.executable).parent / "uv"
@@ -100,12 +106,7 @@ def foreign_compile_command(
     ]
     if group.pins_from:
         command += ["--constraint", PINS_FILE.format(group=group.pins_from)]
-    for package in upgrade_packages:
-        command += ["--upgrade-package", package]
-    if upgrade:
-        command.append("--upgrade")
-    command.append(f"{group.name}.in")
-    return command
+    return [*command, *upgrade_options(upgrade_packages, upgrade), f"{group.name}.in"]
 
 
 def write_pins(lock_text: str, leave_out: Sequence[str]) -> str:
@@ -146,12 +147,7 @@ def compile_command(
     if group.find_links:
         for directory in host.find_links:
             command += ["--find-links", str(directory)]
-    for package in upgrade_packages:
-        command += ["--upgrade-package", package]
-    if upgrade:
-        command.append("--upgrade")
-    command.append(f"{group.name}.in")
-    return command
+    return [*command, *upgrade_options(upgrade_packages, upgrade), f"{group.name}.in"]
 
 
 def compile_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from imagebuild.config import Settings
-from imagebuild.platforms import platform_name
+from imagebuild.platforms import normalize, platform_name
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -142,8 +142,8 @@ class RegistryClient:
         """A registry answers, whether or not it wants a login."""
         return self.status() in (200, 401)
 
-    def manifest(self, repository: str, tag: str) -> dict[str, Any] | None:
-        """The manifest (an index resolved to its linux/amd64 entry), or None if absent."""
+    def _document(self, repository: str, tag: str) -> tuple[dict[str, Any], bytes, str] | None:
+        """A manifest or index as stored (parsed, raw, media type); None if absent."""
         try:
             body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
         except urllib.error.HTTPError as error:
@@ -151,7 +151,19 @@ class RegistryClient:
                 return None
             raise
         data: dict[str, Any] = json.loads(body)
-        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
+        return data, body, str(data.get("mediaType", media_type))
+
+    @staticmethod
+    def _is_index(data: dict[str, Any], media_type: str) -> bool:
+        return media_type in INDEX_TYPES or "manifests" in data
+
+    def manifest(self, repository: str, tag: str) -> dict[str, Any] | None:
+        """The manifest (an index resolved to its linux/amd64 entry), or None if absent."""
+        document = self._document(repository, tag)
+        if document is None:
+            return None
+        data, _, media_type = document
+        if self._is_index(data, media_type):
             for entry in data.get("manifests", []):
                 platform = entry.get("platform", {})
                 if platform.get("architecture") == "amd64" and platform.get("os") == "linux":
@@ -159,38 +171,40 @@ class RegistryClient:
             return None
         return data
 
-    def platform_digest(self, repository: str, tag: str, platform: str) -> str:
-        """The digest of one platform's manifest: the index entry's, or the manifest's own."""
-        body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
-        data: dict[str, Any] = json.loads(body)
-        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
-            wanted = platform.split("/")
-            for entry in data.get("manifests", []):
-                found = entry.get("platform", {})
-                if [found.get("os"), found.get("architecture")] == wanted[:2]:
-                    return str(entry["digest"])
-            raise LookupError(f"{repository}:{tag} has no {platform} manifest")
-        return "sha256:" + hashlib.sha256(body).hexdigest()
-
-    def index_entries(self, repository: str, tag: str) -> list[dict[str, Any]]:
-        """The descriptors of an image's platform manifests (one for a single manifest)."""
-        body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
-        data: dict[str, Any] = json.loads(body)
-        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
+    def index_entries(self, repository: str, tag: str) -> list[dict[str, Any]] | None:
+        """The descriptors of an image's platform manifests (one, made from its config, for a
+        single manifest); None if the image is absent."""
+        document = self._document(repository, tag)
+        if document is None:
+            return None
+        data, body, media_type = document
+        if self._is_index(data, media_type):
             return [dict(entry) for entry in data.get("manifests", [])]
         config_body, _ = self._get(f"/{repository}/blobs/{data['config']['digest']}")
         config = json.loads(config_body)
         platform = {"os": config.get("os", ""), "architecture": config.get("architecture", "")}
         if config.get("variant"):
             platform["variant"] = config["variant"]
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
         return [
-            {
-                "mediaType": data.get("mediaType", media_type),
-                "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
-                "size": len(body),
-                "platform": platform,
-            }
+            {"mediaType": media_type, "digest": digest, "size": len(body), "platform": platform}
         ]
+
+    def platforms(self, repository: str, tag: str) -> tuple[str, ...] | None:
+        """The platforms (os/arch[/variant]) an image has, attestations left out; None if the
+        image is absent."""
+        entries = self.index_entries(repository, tag)
+        if entries is None:
+            return None
+        names = [platform_name(entry.get("platform", {})) for entry in entries]
+        return tuple(dict.fromkeys(name for name in names if name))
+
+    def platform_digest(self, repository: str, tag: str, platform: str) -> str:
+        """The digest of one platform's manifest."""
+        for entry in self.index_entries(repository, tag) or []:
+            if platform_name(entry.get("platform", {})) == normalize(platform):
+                return str(entry["digest"])
+        raise LookupError(f"{repository}:{tag} has no {platform} manifest")
 
     def put_index(self, repository: str, tag: str, entries: list[dict[str, Any]]) -> None:
         """Tag an OCI index of these platform manifests (all in `repository` already)."""
@@ -208,24 +222,6 @@ class RegistryClient:
         self._authorize(request, self.credentials)
         with urllib.request.urlopen(request, timeout=self.timeout, context=self.context):  # noqa: S310
             pass
-
-    def platforms(self, repository: str, tag: str) -> tuple[str, ...] | None:
-        """The platforms (os/arch[/variant]) an image has: an index's entries (attestations
-        left out), or a single manifest's config; None if the image is absent."""
-        try:
-            body, media_type = self._get(f"/{repository}/manifests/{tag}", MANIFEST_TYPES)
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return None
-            raise
-        data: dict[str, Any] = json.loads(body)
-        if data.get("mediaType", media_type) in INDEX_TYPES or "manifests" in data:
-            entries = [entry.get("platform", {}) for entry in data.get("manifests", [])]
-        else:
-            config_body, _ = self._get(f"/{repository}/blobs/{data['config']['digest']}")
-            entries = [json.loads(config_body)]
-        found = [name for entry in entries if (name := platform_name(entry))]
-        return tuple(dict.fromkeys(found))
 
     def config(self, repository: str, tag: str) -> dict[str, Any] | None:
         manifest = self.manifest(repository, tag)

@@ -34,11 +34,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_health(url: str, container: Container, timeout: float = 60.0) -> None:
+def wait_for_health(
+    url: str, container: Container, timeout: float = 60.0, path: str = "/healthz"
+) -> None:
+    """Until `path` answers 200 (`/readyz`: every engine loaded); fails with the logs if the
+    container exits or the time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=5) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -47,7 +51,7 @@ def wait_for_health(url: str, container: Container, timeout: float = 60.0) -> No
         if container.state.status == "exited":
             break
         time.sleep(0.5)
-    raise AssertionError(f"service did not answer /healthz within {timeout}s:\n{container.logs()}")
+    raise AssertionError(f"service did not answer {path} within {timeout}s:\n{container.logs()}")
 
 
 @pytest.fixture(scope="session")

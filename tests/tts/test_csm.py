@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -95,17 +94,7 @@ def csm_service(
 ) -> Iterator[str]:
     container, url = start(docker_client, csm_image, *mounts)
     try:
-        wait_for_health(url, container)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError(f"csm never became ready:\n{container.logs()}")
+        wait_for_health(url, container, timeout=120.0, path="/readyz")
         yield url
     finally:
         container.remove(force=True)
