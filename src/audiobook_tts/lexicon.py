@@ -14,6 +14,11 @@ from dataclasses import dataclass
 
 MAX_ENTRIES = 10_000
 MAX_FIELD = 200
+# What the API's schema allows (no look-around: pydantic's regex engine has none): a word
+# with something not blank, no tab, line break or `#`; a saying likewise, brackets only as
+# a whole `[[phonemes]]`.
+WORD_PATTERN = r"^[^\t\r\n#]*[^\s#][^\t\r\n#]*$"
+SAYING_PATTERN = r"^\s*(\[\[[^\[\]\t\r\n]+\]\]|[^\[\]\t\r\n#]*[^\s\[\]#][^\[\]\t\r\n#]*)\s*$"
 
 
 class LexiconError(ValueError):
@@ -46,7 +51,23 @@ class Lexicon:
 
     @classmethod
     def of(cls, mapping: dict[str, str]) -> Lexicon:
-        return cls.parse("\n".join(f"{word}\t{saying}" for word, saying in mapping.items()))
+        """From the API's `{"word": "saying"}`; a pair the schema would refuse is named."""
+        entries: dict[str, tuple[str, str]] = {}
+        for word, saying in mapping.items():
+            if not re.fullmatch(WORD_PATTERN, word) or len(word) > MAX_FIELD:
+                raise LexiconError(
+                    f"lexicon word {word[:40]!r}: 1-{MAX_FIELD} characters, "
+                    "not blank, no tab, line break or #"
+                )
+            if not re.fullmatch(SAYING_PATTERN, saying) or len(saying) > MAX_FIELD:
+                raise LexiconError(
+                    f"lexicon entry {word[:40]!r}: say it in 1-{MAX_FIELD} "
+                    "characters, or as [[espeak-ng phonemes]]"
+                )
+            entries[word.strip().casefold()] = (word.strip(), saying.strip())
+        if len(entries) > MAX_ENTRIES:
+            raise LexiconError(f"the lexicon has {len(entries)} entries; at most {MAX_ENTRIES}")
+        return cls(tuple(entries.values()))
 
     def apply(self, text: str) -> str:
         """`text` with every listed word (whole word, any case) said as the lexicon says."""

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.engines import Engine
-from audiobook_tts.lexicon import Lexicon, LexiconError
+from audiobook_tts.lexicon import (
+    MAX_ENTRIES,
+    MAX_FIELD,
+    SAYING_PATTERN,
+    WORD_PATTERN,
+    Lexicon,
+    LexiconError,
+)
 from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.synthesis import Refused, Synthesis
 
 router = APIRouter()
 ChapterFormat = Literal["mp3", "wav", "flac"]
+
+
+LexiconWord = Annotated[str, StringConstraints(max_length=MAX_FIELD, pattern=WORD_PATTERN)]
+LexiconSaying = Annotated[str, StringConstraints(max_length=MAX_FIELD, pattern=SAYING_PATTERN)]
 
 
 class ChapterRequest(BaseModel):
@@ -29,7 +40,7 @@ class ChapterRequest(BaseModel):
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     # Words said another way: {"Cholmondeley": "Chumley"}, or espeak-ng phonemes for the
     # espeak and piper engines: {"Cholmondeley": "[[tS'Vmli]]"}.
-    lexicon: dict[str, str] = Field(default_factory=dict, max_length=10_000)
+    lexicon: dict[LexiconWord, LexiconSaying] = Field(default_factory=dict, max_length=MAX_ENTRIES)
 
 
 @router.post(
