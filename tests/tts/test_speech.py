@@ -317,7 +317,7 @@ def test_a_lexicon_fixes_a_word_espeak_ng_mispronounces(service: Service) -> Non
     def chapter(text: str, lexicon: dict[str, str] | None = None) -> bytes:
         payload: dict[str, object] = {"input": text, "voice": "alloy", "response_format": "wav"}
         if lexicon is not None:
-            payload["lexicon"] = lexicon
+            payload["lexicon"] = [{"word": word, "say": say} for word, say in lexicon.items()]
         status, _, body = post_json(url, payload, timeout=120)
         assert status == 200, body[:300]
         return body
@@ -327,6 +327,6 @@ def test_a_lexicon_fixes_a_word_espeak_ng_mispronounces(service: Service) -> Non
     assert chapter("Mister CHOLMONDELEY came home.", {"Cholmondeley": "Chumley"}) == said_right
     assert chapter("Mister Cholmondeley came home.", {"Cholmondeley": "[[tS'Vmli]]"}) == said_right
     status, _, body = post_json(
-        url, {"input": "Hello.", "lexicon": {"Cholmondeley": "[[tS'Vmli"}}, timeout=30
+        url, {"input": "Hello.", "lexicon": [{"word": "Cholmondeley", "say": "[[tS'Vmli"}]}, 30
     )
-    assert status == 400 and json.loads(body)["error"]["param"] == "lexicon"
+    assert status == 400 and json.loads(body)["error"]["param"] == "lexicon.0.say"

@@ -196,11 +196,14 @@ def test_streamed_mp3_comes_in_pieces_that_join_into_one_file(client: TestClient
     assert abs(samples.size - whole.size) < 4 * 1152
 
 
-def test_streaming_refuses_formats_it_cannot_stream_before_any_audio(client: TestClient) -> None:
+def test_streaming_refuses_before_any_audio_and_sends_flac_or_opus_whole(
+    client: TestClient,
+) -> None:
     payload = {"input": STORY, "voice": "alloy", "response_format": "opus", "stream": True}
-    response = client.post("/v1/audio/speech", json=payload)
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "response_format"
+    whole = client.post("/v1/audio/speech", json=payload)  # a container written whole
+    assert whole.status_code == 200 and whole.headers["content-type"].startswith("audio/ogg")
+    samples, rate = soundfile.read(io.BytesIO(whole.content), dtype="float32")
+    assert rate == 48000 and samples.size > rate
     unknown = client.post(
         "/v1/audio/speech", json={**payload, "response_format": "pcm", "voice": "x"}
     )
@@ -214,20 +217,29 @@ def test_stream_must_be_a_boolean_not_a_number(client: TestClient) -> None:
     assert response.status_code == 400 and response.json()["error"]["param"] == "stream"
 
 
-def test_a_bad_lexicon_is_a_400_naming_its_line(client: TestClient) -> None:
+def test_a_bad_lexicon_entry_is_a_400_naming_it(client: TestClient) -> None:
     response = client.post(
         "/v1/audiobook/chapters",
-        json={"input": STORY, "lexicon": {"Cholmondeley": "[[tS'Vmli"}, "response_format": "wav"},
+        json={
+            "input": STORY,
+            "lexicon": [{"word": "Cholmondeley", "say": "[[tS'Vmli"}],
+            "response_format": "wav",
+        },
     )
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["param"] == "lexicon.Cholmondeley"  # refused by the schema, which says why
-    for lexicon in ({"  ": "x"}, {"word": ""}, {"a\tb": "x"}, {"word": "say [it]"}):
-        refused = client.post("/v1/audiobook/chapters", json={"input": STORY, "lexicon": lexicon})
-        assert refused.status_code == 400, lexicon
-        assert refused.json()["error"]["param"].startswith("lexicon"), lexicon
+    assert error["param"] == "lexicon.0.say"  # refused by the schema, which says why
+    for word, say in (("  ", "x"), ("word", ""), ("a\tb", "x"), ("word", "say [it]")):
+        entry = [{"word": word, "say": say}]
+        refused = client.post("/v1/audiobook/chapters", json={"input": STORY, "lexicon": entry})
+        assert refused.status_code == 400, entry
+        assert refused.json()["error"]["param"].startswith("lexicon.0."), entry
     fine = client.post(
         "/v1/audiobook/chapters",
-        json={"input": STORY, "lexicon": {"rain": "drizzle"}, "response_format": "wav"},
+        json={
+            "input": STORY,
+            "lexicon": [{"word": "rain", "say": "drizzle"}],
+            "response_format": "wav",
+        },
     )
     assert fine.status_code == 200

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
@@ -28,8 +28,11 @@ router = APIRouter()
 ChapterFormat = Literal["mp3", "wav", "flac"]
 
 
-LexiconWord = Annotated[str, StringConstraints(max_length=MAX_FIELD, pattern=WORD_PATTERN)]
-LexiconSaying = Annotated[str, StringConstraints(max_length=MAX_FIELD, pattern=SAYING_PATTERN)]
+class LexiconEntry(BaseModel):
+    """A word said another way: a respelling, or [[espeak-ng phonemes]] (espeak, piper)."""
+
+    word: str = Field(max_length=MAX_FIELD, pattern=WORD_PATTERN)
+    say: str = Field(max_length=MAX_FIELD, pattern=SAYING_PATTERN)
 
 
 class ChapterRequest(BaseModel):
@@ -38,9 +41,10 @@ class ChapterRequest(BaseModel):
     voice: str = Field(default="alloy", max_length=100)
     response_format: ChapterFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
-    # Words said another way: {"Cholmondeley": "Chumley"}, or espeak-ng phonemes for the
-    # espeak and piper engines: {"Cholmondeley": "[[tS'Vmli]]"}.
-    lexicon: dict[LexiconWord, LexiconSaying] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    # Words said another way: [{"word": "Cholmondeley", "say": "Chumley"}], or espeak-ng
+    # phonemes for the espeak and piper engines: "say": "[[tS'Vmli]]". A list, not a map: a
+    # schema can say what each word may be.
+    lexicon: list[LexiconEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
 
 
 @router.post(
@@ -51,7 +55,7 @@ class ChapterRequest(BaseModel):
 async def chapter(request: Request, body: ChapterRequest) -> Response:
     synthesis: Synthesis = request.app.state.synthesis
     try:
-        text = Lexicon.of(body.lexicon).apply(body.input)
+        text = Lexicon.of({entry.word: entry.say for entry in body.lexicon}).apply(body.input)
     except LexiconError as error:
         return error_response(400, str(error), "lexicon")
 
