@@ -14,11 +14,14 @@ from dataclasses import dataclass
 
 MAX_ENTRIES = 10_000
 MAX_FIELD = 200
-# What the API's schema allows (no look-around: pydantic's regex engine has none): a word
-# with something not blank, no tab, line break or `#`; a saying likewise, brackets only as
-# a whole `[[phonemes]]`.
-WORD_PATTERN = r"^[^\t\r\n#]*[^\s#][^\t\r\n#]*$"
-SAYING_PATTERN = r"^\s*(\[\[[^\[\]\t\r\n]+\]\]|[^\[\]\t\r\n#]*[^\s\[\]#][^\[\]\t\r\n#]*)\s*$"
+# What the API's schema allows, in explicit classes (Python, pydantic's Rust engine and the
+# schema's ECMA readers disagree on what `\s` is): a word with something other than a space,
+# no tab, line break or `#`; a saying likewise, brackets only as a whole `[[phonemes]]`.
+WORD_PATTERN = r"^[^\t\r\n#]*[^ \t\r\n\f\v#][^\t\r\n#]*$"
+SAYING_PATTERN = r"^(\[\[[^\[\]\t\r\n]+\]\]|[^\[\]\t\r\n#]*[^ \t\r\n\f\v\[\]#][^\[\]\t\r\n#]*)$"
+# At most this many entries in one API request (a lexicon.tsv may hold MAX_ENTRIES): the
+# request must stay under the service's body limit.
+MAX_REQUEST_ENTRIES = 1_000
 
 
 class LexiconError(ValueError):
@@ -64,7 +67,7 @@ class Lexicon:
                     f"lexicon entry {word[:40]!r}: say it in 1-{MAX_FIELD} "
                     "characters, or as [[espeak-ng phonemes]]"
                 )
-            entries[word.strip().casefold()] = (word.strip(), saying.strip())
+            entries[word.casefold()] = (word, saying)
         if len(entries) > MAX_ENTRIES:
             raise LexiconError(f"the lexicon has {len(entries)} entries; at most {MAX_ENTRIES}")
         return cls(tuple(entries.values()))

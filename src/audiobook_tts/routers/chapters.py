@@ -13,8 +13,8 @@ from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError, render_chapter
 from audiobook_tts.engines import Engine
 from audiobook_tts.lexicon import (
-    MAX_ENTRIES,
     MAX_FIELD,
+    MAX_REQUEST_ENTRIES,
     SAYING_PATTERN,
     WORD_PATTERN,
     Lexicon,
@@ -44,7 +44,7 @@ class ChapterRequest(BaseModel):
     # Words said another way: [{"word": "Cholmondeley", "say": "Chumley"}], or espeak-ng
     # phonemes for the espeak and piper engines: "say": "[[tS'Vmli]]". A list, not a map: a
     # schema can say what each word may be.
-    lexicon: list[LexiconEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    lexicon: list[LexiconEntry] = Field(default_factory=list, max_length=MAX_REQUEST_ENTRIES)
 
 
 @router.post(
