@@ -271,6 +271,15 @@ def measure_piper(runs: int) -> dict[str, Any]:
     }
 
 
+def write_result(result: dict[str, Any], path: Path) -> int:
+    """The figures as JSON at `path` and on standard output; the exit status."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    print(f"written: {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m audiobook_tts.enginebench", description=__doc__
@@ -306,13 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(size < 1 for size in batches):
         parser.error("--chapter-batches: every size must be at least 1")
     if args.engine == "piper":
-        piper = measure_piper(args.runs)
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"{device_slug(platform.machine())}-{os.cpu_count()}cpu-piper.json"
-        path.write_text(json.dumps(piper, indent=2) + "\n", encoding="utf-8")
-        print(json.dumps(piper, indent=2))
-        print(f"written: {path}")
-        return 0
+        name = f"{device_slug(platform.machine())}-{os.cpu_count()}cpu-piper.json"
+        return write_result(measure_piper(args.runs), args.out / name)
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -326,12 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "best_batch_size": best["batch_size"],
             "best_times_real_time": best["times_real_time"],
         }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{device_slug(result['device'])}-{args.shape}-{args.decoder}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
-    print(f"written: {path}")
-    return 0
+    name = f"{device_slug(result['device'])}-{args.shape}-{args.decoder}.json"
+    return write_result(result, args.out / name)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import io
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import soundfile
-from python_on_whales import Container, DockerClient
+from python_on_whales import DockerClient
 
 from imagebuild.build import build
 from imagebuild.config import Settings
 from imagebuild.plan import BuildRequest
 from imagebuild.registry import Reference, RegistryClient
-from tests.smoke.conftest import free_port, post_json, wait_for_health
+from tests.smoke.conftest import post_json, running_service
 
 pytestmark = pytest.mark.docker
 PLATFORM = "linux/arm64"
@@ -98,20 +97,11 @@ def test_torch_imports_and_computes(docker_client: DockerClient, arm64_image: st
 
 @pytest.fixture(scope="module")
 def arm64_service(docker_client: DockerClient, arm64_image: str) -> Iterator[str]:
-    port = free_port()
-    container: Container = docker_client.run(
-        arm64_image,
-        detach=True,
-        platform=PLATFORM,
-        name=f"audiobook-tts-arm64-{uuid.uuid4().hex[:8]}",
-        publish=[(f"127.0.0.1:{port}", 8000)],
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, container, timeout=300.0)  # imports run emulated: slow to start
-        yield url
-    finally:
-        container.remove(force=True)
+    # Imports run emulated: slow to start.
+    with running_service(
+        docker_client, arm64_image, "arm64", timeout=300.0, platform=PLATFORM
+    ) as started:
+        yield started.url
 
 
 def test_the_emulated_service_answers_and_speaks(arm64_service: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pip
 import pytest
@@ -62,21 +64,37 @@ def image(settings: Settings, docker_client: DockerClient) -> str:
     return reference
 
 
-@pytest.fixture(scope="session")
-def service(docker_client: DockerClient, image: str) -> Iterator[Service]:
+@contextlib.contextmanager
+def running_service(
+    docker_client: DockerClient,
+    image: str,
+    name: str,
+    path: str = "/healthz",
+    timeout: float = 60.0,
+    **options: Any,
+) -> Iterator[Service]:
+    """The image serving on a free local port until `path` answers; removed afterwards.
+    `options` go to `docker run` (envs, volumes, platform)."""
     port = free_port()
     container = docker_client.run(
         image,
         detach=True,
-        name=f"audiobook-tts-smoke-{uuid.uuid4().hex[:8]}",
+        name=f"audiobook-tts-{name}-{uuid.uuid4().hex[:8]}",
         publish=[(f"127.0.0.1:{port}", 8000)],
+        **options,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(url, container)
+        wait_for_health(url, container, timeout=timeout, path=path)
         yield Service(container=container, url=url, image=image)
     finally:
         container.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def service(docker_client: DockerClient, image: str) -> Iterator[Service]:
+    with running_service(docker_client, image, "smoke") as started:
+        yield started
 
 
 def post_json(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from openai import OpenAI
 from python_on_whales import DockerClient
 
 from imagebuild.config import Settings
-from tests.smoke.conftest import free_port, post_json, wait_for_health
+from tests.smoke.conftest import post_json, running_service
 
 from .analysis import decode, noise_floor_db, peak_dbfs, rms_db
 from .conftest import Findings
@@ -34,20 +33,9 @@ def piper_service(settings: Settings, docker_client: DockerClient) -> Iterator[s
     image = f"{settings.image}:cpu-espeak-piper-csm"
     if not docker_client.image.exists(image):
         pytest.fail(f"{image} is not built: `inv build --engines espeak,piper,csm` (nox -s tts)")
-    port = free_port()
     # No AUDIOBOOK_TTS_ENGINES: the image's own engines load (csm not: no model is mounted).
-    container = docker_client.run(
-        image,
-        detach=True,
-        name=f"audiobook-tts-piper-{uuid.uuid4().hex[:8]}",
-        publish=[(f"127.0.0.1:{port}", 8000)],
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, container, path="/readyz")
-        yield url
-    finally:
-        container.remove(force=True)
+    with running_service(docker_client, image, "piper", path="/readyz") as started:
+        yield started.url
 
 
 def test_the_image_loads_espeak_and_piper_by_default(piper_service: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import wave
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,28 +219,19 @@ def test_stream_must_be_a_boolean_not_a_number(client: TestClient) -> None:
 
 
 def test_a_bad_lexicon_entry_is_a_400_naming_it(client: TestClient) -> None:
-    response = client.post(
-        "/v1/audiobook/chapters",
-        json={
-            "input": STORY,
-            "lexicon": [{"word": "Cholmondeley", "say": "[[tS'Vmli"}],
-            "response_format": "wav",
-        },
-    )
+    def chapter(word: str, say: str) -> Any:
+        lexicon = [{"word": word, "say": say}]
+        return client.post(
+            "/v1/audiobook/chapters",
+            json={"input": STORY, "lexicon": lexicon, "response_format": "wav"},
+        )
+
+    response = chapter("Cholmondeley", "[[tS'Vmli")
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "lexicon.0.say"  # refused by the schema, which says why
     for word, say in (("  ", "x"), ("word", ""), ("a\tb", "x"), ("word", "say [it]")):
-        entry = [{"word": word, "say": say}]
-        refused = client.post("/v1/audiobook/chapters", json={"input": STORY, "lexicon": entry})
-        assert refused.status_code == 400, entry
-        assert refused.json()["error"]["param"].startswith("lexicon.0."), entry
-    fine = client.post(
-        "/v1/audiobook/chapters",
-        json={
-            "input": STORY,
-            "lexicon": [{"word": "rain", "say": "drizzle"}],
-            "response_format": "wav",
-        },
-    )
-    assert fine.status_code == 200
+        refused = chapter(word, say)
+        assert refused.status_code == 400, (word, say)
+        assert refused.json()["error"]["param"].startswith("lexicon.0."), (word, say)
+    assert chapter("rain", "drizzle").status_code == 200

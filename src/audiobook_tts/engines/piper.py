@@ -146,6 +146,12 @@ class PiperEngine:
         self.runtime = onnxruntime
         self.version = f"onnxruntime {onnxruntime.__version__}"
         self.by_id = {voice.id: voice for voice in voices}
+        # en_US-joe-medium is `joe` too (where no voice is called that already).
+        self.short = {
+            voice.id.split("-")[1]: voice
+            for voice in voices
+            if "-" in voice.id and voice.id.split("-")[1] not in self.by_id
+        }
         self.default = voices[0]
         self.sessions: dict[str, Any] = {}
         self.lock = threading.Lock()
@@ -181,11 +187,9 @@ class PiperEngine:
             Voice(voice.id, self.name, voice.language, voice.id.replace("-", " "))
             for voice in self.by_id.values()
         ]
-        short = {voice.id.split("-")[1]: voice for voice in self.by_id.values() if "-" in voice.id}
         listed += [
             Voice(alias, self.name, voice.language, f"{alias} ({voice.id})")
-            for alias, voice in short.items()
-            if alias not in self.by_id
+            for alias, voice in self.short.items()
         ]
         listed += [
             Voice(alias, self.name, self.default.language, f"{alias} ({self.default.id})")
@@ -194,11 +198,9 @@ class PiperEngine:
         return sorted(listed, key=lambda voice: voice.id)
 
     def voice(self, name: str) -> PiperVoice:
-        if name in self.by_id:
-            return self.by_id[name]
-        for voice in self.by_id.values():
-            if "-" in voice.id and voice.id.split("-")[1] == name:
-                return voice
+        found = self.by_id.get(name) or self.short.get(name)
+        if found is not None:
+            return found
         if name in OPENAI_VOICES:
             return self.default
         raise EngineError(f"unknown voice {name!r}")
