@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,32 +24,39 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
+from audiobook_tts.books.jobs import BookJobs
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
 from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
-from audiobook_tts.routers import chapters, health, speech
+from audiobook_tts.routers import books, chapters, health, speech
 from audiobook_tts.synthesis import Synthesis
 
 # Loaded after the server starts: minutes on a CPU for a real model.
 BACKGROUND_ENGINES = ("csm",)
+BOOK_POLL_SECONDS = 0.5
+# A book upload's form carries a lexicon and the fields beside the book.
+FORM_ALLOWANCE = 2 * 1024 * 1024
 Loader = Callable[[str, ServiceSettings], Engine]
 
 
 class BodyLimit:
-    """413 for a body over the limit, by its Content-Length or as it streams in."""
+    """413 for a body over the limit, by its Content-Length or as it streams in; a path may
+    have a limit of its own (a book upload)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, limits: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.limits = limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
 
@@ -57,17 +65,17 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, f"request body over {self.limit} bytes")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error_response(413, f"request body over {limit} bytes")
         await response(scope, receive, send)
 
 
@@ -81,6 +89,28 @@ def stop_the_service(message: str) -> None:
     os._exit(3)
 
 
+async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
+    """The one book worker: the oldest unfinished job, once its engine has loaded, in a
+    thread counted against the running limit; a job left by a stopped service comes first."""
+    while not jobs.stopping.is_set():
+        job_id = await anyio.to_thread.run_sync(jobs.next_job)
+        record = None if job_id is None else await anyio.to_thread.run_sync(jobs.status, job_id)
+        if job_id is None or record is None:
+            await anyio.sleep(BOOK_POLL_SECONDS)
+            continue
+        options = record["options"]
+        name = str(options["engine"]) if isinstance(options, dict) else ""
+        if name not in synthesis.settings.engines:
+            await anyio.to_thread.run_sync(
+                jobs.fail, job_id, f"the {name} engine is not loaded by this service"
+            )
+            continue
+        if name not in synthesis.engines:
+            await anyio.sleep(BOOK_POLL_SECONDS)  # still loading (csm): the job waits
+            continue
+        await synthesis.in_thread(jobs.run, job_id, synthesis.engines.__getitem__)
+
+
 def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
@@ -88,6 +118,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or ServiceSettings.from_environ()
     synthesis = Synthesis(settings)
+    jobs = BookJobs(Path(settings.data), settings.max_book_bytes) if settings.data else None
 
     async def load(name: str) -> None:
         try:
@@ -103,12 +134,21 @@ def create_app(
                     background.start_soon(load, name)
                 else:
                     await load(name)
+            if jobs is not None:
+                background.start_soon(work_books, jobs, synthesis)
             yield
+            if jobs is not None:
+                jobs.stopping.set()  # a running book stops at its next sentence, resumable
             background.cancel_scope.cancel()
 
     app = FastAPI(title="audiobook-tts", version=__version__, lifespan=lifespan)
     app.state.synthesis = synthesis
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.state.book_jobs = jobs
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        limits={"/v1/audiobook/books": settings.max_book_bytes + FORM_ALLOWANCE},
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -129,6 +169,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(speech.router)
     app.include_router(chapters.router)
+    app.include_router(books.router)
 
     def openapi_document() -> dict[str, Any]:
         if app.openapi_schema is not None:

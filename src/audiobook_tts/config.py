@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 ENGINE_NAMES = ("espeak", "piper", "csm")
+# Books default to the best engine loaded: a mounted CSM model, else a Piper voice, else espeak.
+BOOK_ENGINE_PREFERENCE = ("csm", "piper", "espeak")
 
 
 class SettingsError(ValueError):
@@ -23,6 +25,11 @@ def default_engines(env: Mapping[str, str]) -> str:
         if name in ENGINE_NAMES and (name != "csm" or env.get("AUDIOBOOK_TTS_CSM_MODEL"))
     ]
     return ",".join(usable) or "espeak"
+
+
+def book_engine(engines: tuple[str, ...]) -> str:
+    """The engine a book is read with when none is asked for."""
+    return next((name for name in BOOK_ENGINE_PREFERENCE if name in engines), engines[0])
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class ServiceSettings:
     csm_decoder: str = "fast"
     # The piper engine: voices beside the installed ones (`<voice>.onnx` + `.onnx.json`).
     piper_voices: str = ""
+    # Book jobs: their folder (a volume; empty: no book jobs), and the largest book accepted.
+    data: str = ""
+    max_book_bytes: int = 100 * 1024 * 1024
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -85,4 +95,6 @@ class ServiceSettings:
             csm_batch=number("AUDIOBOOK_TTS_CSM_BATCH", defaults.csm_batch),
             csm_decoder=env.get("AUDIOBOOK_TTS_CSM_DECODER", defaults.csm_decoder),
             piper_voices=env.get("AUDIOBOOK_TTS_PIPER_VOICES", ""),
+            data=env.get("AUDIOBOOK_TTS_DATA", ""),
+            max_book_bytes=number("AUDIOBOOK_TTS_MAX_BOOK_BYTES", defaults.max_book_bytes),
         )

@@ -1,0 +1,284 @@
+"""A book's chapters made, kept by key, and joined: chapter MP3s, the M4B, book.json.
+
+A chapter is keyed by the hash of what it is made from (its spoken text, engine, model,
+voice, speed, the mastering's version): a chapter already made, by this run, an interrupted
+one or another book, is never made again. The command line and the jobs API both call
+`make_book`; what they differ in is where the files go and how progress is shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audiobook_tts.audio import encode
+from audiobook_tts.books.m4b import M4bChapter, M4bTags, write_m4b
+from audiobook_tts.books.reading import Book, Section
+from audiobook_tts.chapter import RenderedChapter, chunks, render_chapter
+from audiobook_tts.engines.base import Engine
+from audiobook_tts.lexicon import Lexicon
+
+# Raised when the mastering or the files change, so that chapters kept from before are
+# made again instead of reused.
+MAKING_VERSION = "1"
+M4B_NAME = "book.m4b"
+BOOK_JSON = "book.json"
+
+
+class Cancelled(Exception):
+    """The book was stopped (Ctrl-C, DELETE, a service shutting down) between sentences."""
+
+
+@dataclass(frozen=True)
+class PlannedChapter:
+    section: Section
+    text: str  # what is spoken: title, prose, notes when chosen, the lexicon applied
+    sentences: int
+
+    @property
+    def file_name(self) -> str:
+        return f"chapter-{self.section.number:02d}.mp3"
+
+
+def plan_chapters(
+    book: Book, chapters: str = "", footnotes: bool = False, lexicon: Lexicon | None = None
+) -> tuple[PlannedChapter, ...]:
+    """The chosen sections as they will be spoken (BookRefused for a bad choice)."""
+    lexicon = lexicon or Lexicon()
+    planned = []
+    for section in book.select(chapters):
+        text = lexicon.apply(section.spoken(footnotes))
+        planned.append(PlannedChapter(section, text, sum(1 for _ in chunks(text))))
+    return tuple(planned)
+
+
+def chapter_key(text: str, engine: Engine, voice: str, speed: float, seed: int = 0) -> str:
+    facts = engine.facts()
+    identity = {
+        "making": MAKING_VERSION,
+        "engine": facts.get("name", ""),
+        "version": facts.get("version", ""),
+        "model": facts.get("model", ""),
+        "voice": voice,
+        "speed": speed,
+        "seed": seed,
+        "text": text,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MadeChapter:
+    flac: Path
+    mp3: Path
+    report: dict[str, object]
+
+
+class ChapterStore:
+    """Made chapters by key: `<key>.flac` (lossless, for the M4B), `<key>.mp3` (ACX),
+    `<key>.json` (the measured levels), the JSON written last: a chapter without it was
+    not finished and is made again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, key: str) -> MadeChapter | None:
+        made = self._paths(key)
+        if not all(path.exists() for path in (made.flac, made.mp3)) or not self._json(key).exists():
+            return None
+        try:
+            report = json.loads(self._json(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return MadeChapter(made.flac, made.mp3, report)
+
+    def put(self, key: str, rendered: RenderedChapter) -> MadeChapter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        made = self._paths(key)
+        for path, response_format in ((made.flac, "flac"), (made.mp3, "mp3")):
+            write_atomically(path, encode(rendered.samples, rendered.rate, response_format))
+        written = json.dumps(rendered.report(), sort_keys=True)
+        write_atomically(self._json(key), (written + "\n").encode())
+        # The report as `get` will read it (its keys sorted): a book.json is the same whether
+        # its chapters were made now or found made.
+        return MadeChapter(made.flac, made.mp3, json.loads(written))
+
+    def _paths(self, key: str) -> MadeChapter:
+        return MadeChapter(self.folder / f"{key}.flac", self.folder / f"{key}.mp3", {})
+
+    def _json(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Whole or not at all: a crash leaves a `.part`, never a short file under the name."""
+    temporary = path.with_name(path.name + ".part")
+    with temporary.open("wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    temporary.replace(path)
+
+
+@dataclass
+class BookProgress:
+    """Where a book stands: chapters and sentences done of all, and the time left, estimated
+    from the sentences synthesised in this run (chapters found made count as done)."""
+
+    chapters_total: int
+    sentences_total: int
+    chapters_done: int = 0
+    sentences_done: int = 0
+    chapter: str = ""
+    chapter_sentences_done: int = 0
+    chapter_sentences_total: int = 0
+    synthesised: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def seconds_left(self) -> float | None:
+        elapsed = time.monotonic() - self.started
+        if self.synthesised == 0 or elapsed <= 0:
+            return None
+        rate = self.synthesised / elapsed
+        return max(0.0, (self.sentences_total - self.sentences_done) / rate)
+
+    def as_dict(self) -> dict[str, object]:
+        left = self.seconds_left()
+        return {
+            "chapters_done": self.chapters_done,
+            "chapters_total": self.chapters_total,
+            "sentences_done": self.sentences_done,
+            "sentences_total": self.sentences_total,
+            "chapter": self.chapter,
+            "seconds_left": None if left is None else round(left, 1),
+        }
+
+
+@dataclass(frozen=True)
+class BookRequest:
+    """Everything a book's files depend on, apart from the book."""
+
+    voice: str
+    speed: float = 1.0
+    seed: int = 0
+
+
+def make_book(
+    book: Book,
+    planned: Sequence[PlannedChapter],
+    engine: Engine,
+    request: BookRequest,
+    store: ChapterStore,
+    output: Path,
+    on_progress: Callable[[BookProgress], None] = lambda _: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, object]:
+    """Make (or find made) every planned chapter, then write the chapter MP3s, the M4B and
+    book.json into `output`; returns book.json's content. Cancelled when `should_stop` says so
+    (checked between sentences); what was made by then is kept."""
+    output.mkdir(parents=True, exist_ok=True)
+    progress = BookProgress(len(planned), sum(chapter.sentences for chapter in planned))
+    made: list[MadeChapter] = []
+    for chapter in planned:
+        if should_stop():
+            raise Cancelled("stopped")
+        progress.chapter = chapter.section.title
+        progress.chapter_sentences_total = chapter.sentences
+        progress.chapter_sentences_done = 0
+        key = chapter_key(chapter.text, engine, request.voice, request.speed, request.seed)
+        found = store.get(key)
+        if found is None:
+            base = progress.sentences_done
+
+            def sentences(done: int, _total: int, base: int = base) -> None:
+                progress.synthesised += done - progress.chapter_sentences_done
+                progress.chapter_sentences_done = done
+                progress.sentences_done = base + done
+                on_progress(progress)
+                if should_stop():
+                    raise Cancelled("stopped")
+
+            on_progress(progress)
+            rendered = render_chapter(
+                engine, chapter.text, request.voice, request.speed, sentences, request.seed
+            )
+            found = store.put(key, rendered)
+        made.append(found)
+        progress.chapters_done += 1
+        progress.sentences_done = sum(c.sentences for c in planned[: progress.chapters_done])
+        progress.chapter_sentences_done = chapter.sentences
+        on_progress(progress)
+        _place(found.mp3, output / chapter.file_name)
+    planned_files = {chapter.file_name for chapter in planned}
+    for stale in output.glob("chapter-*.mp3"):
+        if stale.name not in planned_files:
+            stale.unlink()  # a chapter of an earlier choice of chapters: not this book's now
+    duration = write_m4b(
+        [
+            M4bChapter(chapter.section.title, found.flac)
+            for chapter, found in zip(planned, made, strict=True)
+        ],
+        M4bTags(book.title, book.author, book.language, book.cover),
+        output / M4B_NAME,
+    )
+    description = describe_book(book, planned, made, engine, request, duration)
+    write_atomically(
+        output / BOOK_JSON, (json.dumps(description, indent=2, ensure_ascii=False) + "\n").encode()
+    )
+    return description
+
+
+def describe_book(
+    book: Book,
+    planned: Sequence[PlannedChapter],
+    made: Sequence[MadeChapter],
+    engine: Engine,
+    request: BookRequest,
+    m4b_seconds: float,
+) -> dict[str, object]:
+    """book.json: what was made, from what, and each chapter's measured ACX figures."""
+    chapters = [
+        {
+            "number": chapter.section.number,
+            "title": chapter.section.title,
+            "file": chapter.file_name,
+            "sentences": chapter.sentences,
+            **found.report,
+        }
+        for chapter, found in zip(planned, made, strict=True)
+    ]
+    return {
+        "title": book.title,
+        "author": book.author,
+        "language": book.language,
+        "engine": engine.facts().get("name", ""),
+        "voice": request.voice,
+        "speed": request.speed,
+        "m4b": {
+            "file": M4B_NAME,
+            "duration_seconds": round(m4b_seconds, 3),
+            "chapters": len(chapters),
+        },
+        "meets_acx": all(bool(chapter.get("meets_acx")) for chapter in chapters),
+        "chapters": chapters,
+    }
+
+
+def _place(source: Path, target: Path) -> None:
+    """The made chapter under the book's name for it: a hard link where the store shares the
+    file system, else a copy; whole or not at all either way."""
+    if target.exists() and target.samefile(source):
+        return
+    temporary = target.with_name(target.name + ".part")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    temporary.replace(target)

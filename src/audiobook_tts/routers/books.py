@@ -1,0 +1,123 @@
+"""Whole books as jobs: `POST /v1/audiobook/books` (202 and a job), `GET .../jobs/{id}`
+(progress), `GET .../jobs/{id}/files/{name}` (chapter MP3s, book.m4b, book.json), `DELETE`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from audiobook_tts.books.archive import BookRefused
+from audiobook_tts.books.jobs import BookJobs, JobOptions, Upload
+from audiobook_tts.config import book_engine
+from audiobook_tts.responses import error_response, refusal_response
+from audiobook_tts.synthesis import Refused, Synthesis
+
+router = APIRouter()
+FILE_TYPES = {".mp3": "audio/mpeg", ".m4b": "audio/mp4", ".json": "application/json"}
+# Refusals of the book itself that are about its size answer 413, the rest 400.
+SIZE_REASONS = ("size",)
+
+
+def _jobs(request: Request) -> BookJobs | None:
+    jobs: BookJobs | None = request.app.state.book_jobs
+    return jobs
+
+
+def _no_jobs() -> JSONResponse:
+    return error_response(
+        503, "book jobs need a data folder: set AUDIOBOOK_TTS_DATA to a writable volume"
+    )
+
+
+@router.post("/v1/audiobook/books", status_code=202)
+async def submit_book(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the book: .epub, .txt or .md (UTF-8)")],
+    voice: Annotated[str, Form(max_length=100)] = "alloy",
+    engine: Annotated[
+        str, Form(max_length=100, description="espeak, piper or csm; default: the best loaded")
+    ] = "",
+    speed: Annotated[float, Form(ge=0.25, le=4.0)] = 1.0,
+    chapters: Annotated[
+        str, Form(max_length=200, description='chapter numbers to make, e.g. "3-5" or "1,4"')
+    ] = "",
+    footnotes: Annotated[bool, Form(description="read each chapter's notes at its end")] = False,
+    lexicon: Annotated[
+        UploadFile | None, File(description="lexicon.tsv: word<TAB>respelling a line")
+    ] = None,
+) -> Response:
+    jobs = _jobs(request)
+    if jobs is None:
+        return _no_jobs()
+    synthesis: Synthesis = request.app.state.synthesis
+    try:
+        name = synthesis.engine_name(engine) if engine else book_engine(synthesis.settings.engines)
+        synthesis.check_voice(synthesis.engine(name), voice)
+    except Refused as refused:
+        if refused.param == "model":
+            refused.param = "engine"
+            refused.message = "engine" + refused.message.removeprefix("model")
+        return refusal_response(refused)
+    lexicon_text = None
+    if lexicon is not None:
+        try:
+            lexicon_text = (await lexicon.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            return error_response(400, "lexicon: not UTF-8 text", "lexicon")
+    upload = Upload(file.file, file.filename or "", file.content_type or "", lexicon_text)
+    options = JobOptions(name, voice, speed, chapters, footnotes)
+    try:
+        job = await anyio.to_thread.run_sync(jobs.submit, upload, options)
+    except BookRefused as refused:
+        status = 413 if refused.reason in SIZE_REASONS else 400
+        return error_response(status, str(refused), refused.reason)
+    return JSONResponse(
+        job, status_code=202, headers={"Location": f"/v1/audiobook/jobs/{job['id']}"}
+    )
+
+
+@router.get("/v1/audiobook/jobs")
+async def list_jobs(request: Request) -> Response:
+    jobs = _jobs(request)
+    if jobs is None:
+        return _no_jobs()
+    return JSONResponse({"jobs": await anyio.to_thread.run_sync(jobs.listing)})
+
+
+@router.get("/v1/audiobook/jobs/{job_id}")
+async def job_status(request: Request, job_id: str) -> Response:
+    jobs = _jobs(request)
+    if jobs is None:
+        return _no_jobs()
+    status = await anyio.to_thread.run_sync(jobs.status, job_id)
+    if status is None:
+        return error_response(404, f"no job {job_id!r}", "job_id")
+    return JSONResponse(status)
+
+
+@router.get("/v1/audiobook/jobs/{job_id}/files/{name}")
+async def job_file(request: Request, job_id: str, name: str) -> Response:
+    jobs = _jobs(request)
+    if jobs is None:
+        return _no_jobs()
+    path = await anyio.to_thread.run_sync(jobs.file, job_id, name)
+    if path is None:
+        listed = await anyio.to_thread.run_sync(jobs.files, job_id)
+        return error_response(
+            404, f"no file {name!r} in job {job_id!r}; files: {', '.join(listed) or 'none yet'}"
+        )
+    return FileResponse(path, media_type=FILE_TYPES.get(path.suffix, "application/octet-stream"))
+
+
+@router.delete("/v1/audiobook/jobs/{job_id}")
+async def cancel_job(request: Request, job_id: str) -> Response:
+    jobs = _jobs(request)
+    if jobs is None:
+        return _no_jobs()
+    status = await anyio.to_thread.run_sync(jobs.cancel, job_id)
+    if status is None:
+        return error_response(404, f"no job {job_id!r}", "job_id")
+    return JSONResponse(status)
