@@ -89,6 +89,7 @@ def epub(
     author: str = AUTHOR,
     cover: bytes | None = None,
     extra: Mapping[str, bytes] | None = None,
+    nav: bool = True,
 ) -> bytes:
     """An EPUB 3 of the chapters: cover page and table of contents in the spine, nav and NCX
     listing the table of contents and the chapters (as real books have them)."""
@@ -96,7 +97,8 @@ def epub(
     items = [
         ("cover", "cover.xhtml", "application/xhtml+xml", ""),
         ("cover-image", "cover.png", "image/png", ' properties="cover-image"'),
-        ("nav", "nav.xhtml", "application/xhtml+xml", ' properties="nav"'),
+        # EPUB 2 has no nav document: its table of contents is the NCX alone.
+        ("nav", "nav.xhtml", "application/xhtml+xml", ' properties="nav"' if nav else ""),
         ("ncx", "toc.ncx", "application/x-dtbncx+xml", ""),
     ]
     items += [
@@ -111,8 +113,9 @@ def epub(
         f'    <itemref idref="{key}"/>'
         for key in ["cover", "nav", *(f"ch{n}" for n in range(1, len(chapters) + 1))]
     )
+    version = "3.0" if nav else "2.0"
     opf = f"""<?xml version="1.0" encoding="UTF-8"?>
-<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="uid">
+<package xmlns="http://www.idpf.org/2007/opf" version="{version}" unique-identifier="uid">
   <metadata xmlns:dc="http://purl.org/dc/elements/1.1/">
     <dc:identifier id="uid">urn:uuid:7d3c1b9e-0000-4000-8000-000000000001</dc:identifier>
     <dc:title>{title}</dc:title>

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from audiobook_tts.books.archive import BookRefused
 from audiobook_tts.books.making import (
@@ -163,13 +163,14 @@ class BookJobs:
             return None
         record = _read_record(folder)
         progress = self.progress.get(job_id)
-        chapters: list[dict[str, int]] = record["chapters"]  # type: ignore[assignment]
+        chapters: list[dict[str, Any]] = record["chapters"]  # type: ignore[assignment]
         total = len(chapters)
         sentences = sum(chapter["sentences"] for chapter in chapters)
         if record["status"] == DONE:
             figures: dict[str, object] = {
                 "chapters_done": total,
                 "chapters_total": total,
+                "chapters_found_made": record.get("chapters_found_made", 0),
                 "sentences_done": sentences,
                 "sentences_total": sentences,
                 "chapter": "",
@@ -181,12 +182,16 @@ class BookJobs:
             figures = {
                 "chapters_done": 0,
                 "chapters_total": total,
+                "chapters_found_made": 0,
                 "sentences_done": 0,
                 "sentences_total": sentences,
                 "chapter": "",
                 "seconds_left": None,
             }
-        return {**record, "progress": figures, "files": self.files(job_id)}
+        files = self.files(job_id)
+        for chapter in chapters:
+            chapter["made"] = chapter["file"] in files
+        return {**record, "progress": figures, "files": files}
 
     def files(self, job_id: str) -> list[str]:
         folder = self._folder(job_id)
@@ -246,6 +251,12 @@ class BookJobs:
             record["status"] = RUNNING
             _write_record(folder, record)
         options = JobOptions(**record["options"])  # type: ignore[arg-type]
+        last: list[BookProgress] = []
+
+        def on_progress(progress: BookProgress) -> None:
+            self.progress[job_id] = progress
+            last[:] = [progress]
+
         try:
             book, planned = self._plan(folder, options)
             engine = engine_for(options.engine)
@@ -256,7 +267,7 @@ class BookJobs:
                 BookRequest(options.voice, options.speed),
                 self.store,
                 folder / "files",
-                on_progress=lambda progress: self.progress.__setitem__(job_id, progress),
+                on_progress=on_progress,
                 should_stop=lambda: self.stopping.is_set() or job_id in self.cancelled,
             )
         except Cancelled:
@@ -273,7 +284,9 @@ class BookJobs:
         with self.lock:
             record = _read_record(folder)
             record["status"] = DONE
-            record["acx"] = description["meets_acx"]
+            record["meets_acx"] = description["meets_acx"]
+            # Of this run: a resumed job finds the chapters made before it stopped.
+            record["chapters_found_made"] = last[0].chapters_found_made if last else 0
             _write_record(folder, record)
         return DONE
 

@@ -134,6 +134,8 @@ class BookProgress:
     chapters_total: int
     sentences_total: int
     chapters_done: int = 0
+    # Of those done, found already made (by an earlier run, or another book): not made again.
+    chapters_found_made: int = 0
     sentences_done: int = 0
     chapter: str = ""
     chapter_sentences_done: int = 0
@@ -153,6 +155,7 @@ class BookProgress:
         return {
             "chapters_done": self.chapters_done,
             "chapters_total": self.chapters_total,
+            "chapters_found_made": self.chapters_found_made,
             "sentences_done": self.sentences_done,
             "sentences_total": self.sentences_total,
             "chapter": self.chapter,
@@ -209,6 +212,8 @@ def make_book(
                 engine, chapter.text, request.voice, request.speed, sentences, request.seed
             )
             found = store.put(key, rendered)
+        else:
+            progress.chapters_found_made += 1
         made.append(found)
         progress.chapters_done += 1
         progress.sentences_done = sum(c.sentences for c in planned[: progress.chapters_done])

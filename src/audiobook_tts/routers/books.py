@@ -53,13 +53,15 @@ async def submit_book(
     if jobs is None:
         return _no_jobs()
     synthesis: Synthesis = request.app.state.synthesis
+    loaded = synthesis.settings.engines
+    if engine and engine not in loaded:
+        return error_response(
+            400, f"engine: {engine!r} is not loaded here; engines: {', '.join(loaded)}", "engine"
+        )
+    name = engine or book_engine(loaded)
     try:
-        name = synthesis.engine_name(engine) if engine else book_engine(synthesis.settings.engines)
         synthesis.check_voice(synthesis.engine(name), voice)
     except Refused as refused:
-        if refused.param == "model":
-            refused.param = "engine"
-            refused.message = "engine" + refused.message.removeprefix("model")
         return refusal_response(refused)
     lexicon_text = None
     if lexicon is not None:
