@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from imagebuild import account as account_module
 from imagebuild import bench as bench_module
-from imagebuild import benchresults, cachecheck, localplatform
+from imagebuild import benchresults, cachecheck, debian, localplatform
 from imagebuild import build as build_module
 from imagebuild import ci as ci_module
 from imagebuild import doctor as doctor_module
@@ -43,6 +43,13 @@ def up(c: Context, registry_auth: bool = False, platform: list[str] | None = Non
         say,
         parse_platforms(split_values(platform)),
     )
+
+
+@task
+@clear_errors
+def test_tools(c: Context) -> None:
+    """Install what the tests run on the host (Debian's ffmpeg, for ffprobe), when missing."""
+    debian.install_test_tools(settings_from(c.config), say)
 
 
 @task

@@ -148,3 +148,18 @@ def dpkg_installed(package: str) -> bool:
         ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
     )
     return result.returncode == 0 and "install ok installed" in result.stdout
+
+
+# What the speech checks run on the host beside the images: ffprobe reads the books' M4B
+# the way audiobook tools do (the image itself holds FFmpeg's libraries, not its programs).
+TEST_PACKAGES = ("ffmpeg",)
+
+
+def install_test_tools(settings: Settings, printer: Printer) -> None:
+    """The Debian packages the tests use on the host, installed when missing."""
+    missing = [name for name in TEST_PACKAGES if not dpkg_installed(name)]
+    if not missing:
+        printer(f"test tools: {', '.join(TEST_PACKAGES)} installed")
+        return
+    require_root_debian(f"the tests need {', '.join(missing)}")
+    install_packages(missing, StatePaths(settings.state_dir), printer)
