@@ -36,6 +36,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def book_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The errors of the book and job routes."""
+    described = {
+        400: ERRORS[400],
+        404: _error("No such job, or no such file of the job (yet)"),
+        413: _error("The book is over AUDIOBOOK_TTS_MAX_BOOK_BYTES"),
+        503: _error("No data folder (AUDIOBOOK_TTS_DATA), or the engine is still loading"),
+    }
+    return {status: described[status] for status in statuses}
+
+
+def file_responses() -> dict[int | str, dict[str, Any]]:
+    """A job's files: chapter MP3s, the M4B, book.json."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    media = {kind: binary for kind in ("audio/mpeg", "audio/mp4", "application/json")}
+    return {200: {"description": "The file", "content": media}, **book_responses(404, 503)}
+
+
 def audio_responses(formats: tuple[str, ...]) -> dict[int | str, dict[str, Any]]:
     """200 with each format's media type (binary), and every error."""
     binary = {"schema": {"type": "string", "format": "binary"}}

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from audiobook_tts.books.archive import BookRefused
 from audiobook_tts.books.jobs import BookJobs, JobOptions, Upload
 from audiobook_tts.config import book_engine
+from audiobook_tts.openapi import book_responses, file_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.synthesis import Refused, Synthesis
 
@@ -32,7 +33,7 @@ def _no_jobs() -> JSONResponse:
     )
 
 
-@router.post("/v1/audiobook/books", status_code=202)
+@router.post("/v1/audiobook/books", status_code=202, responses=book_responses(400, 413, 503))
 async def submit_book(
     request: Request,
     file: Annotated[UploadFile, File(description="the book: .epub, .txt or .md (UTF-8)")],
@@ -81,7 +82,7 @@ async def submit_book(
     )
 
 
-@router.get("/v1/audiobook/jobs")
+@router.get("/v1/audiobook/jobs", responses=book_responses(503))
 async def list_jobs(request: Request) -> Response:
     jobs = _jobs(request)
     if jobs is None:
@@ -89,18 +90,24 @@ async def list_jobs(request: Request) -> Response:
     return JSONResponse({"jobs": await anyio.to_thread.run_sync(jobs.listing)})
 
 
-@router.get("/v1/audiobook/jobs/{job_id}")
-async def job_status(request: Request, job_id: str) -> Response:
+# GET and DELETE in one route: a 405 for another method then lists both in `Allow`.
+@router.api_route(
+    "/v1/audiobook/jobs/{job_id}", methods=["GET", "DELETE"], responses=book_responses(404, 503)
+)
+async def job(request: Request, job_id: str) -> Response:
+    """GET: the job's status and progress. DELETE: cancel it (between sentences) and remove
+    its files; the record stays, `cancelled`."""
     jobs = _jobs(request)
     if jobs is None:
         return _no_jobs()
-    status = await anyio.to_thread.run_sync(jobs.status, job_id)
+    act = jobs.cancel if request.method == "DELETE" else jobs.status
+    status = await anyio.to_thread.run_sync(act, job_id)
     if status is None:
         return error_response(404, f"no job {job_id!r}", "job_id")
     return JSONResponse(status)
 
 
-@router.get("/v1/audiobook/jobs/{job_id}/files/{name}")
+@router.get("/v1/audiobook/jobs/{job_id}/files/{name}", responses=file_responses())
 async def job_file(request: Request, job_id: str, name: str) -> Response:
     jobs = _jobs(request)
     if jobs is None:
@@ -112,14 +119,3 @@ async def job_file(request: Request, job_id: str, name: str) -> Response:
             404, f"no file {name!r} in job {job_id!r}; files: {', '.join(listed) or 'none yet'}"
         )
     return FileResponse(path, media_type=FILE_TYPES.get(path.suffix, "application/octet-stream"))
-
-
-@router.delete("/v1/audiobook/jobs/{job_id}")
-async def cancel_job(request: Request, job_id: str) -> Response:
-    jobs = _jobs(request)
-    if jobs is None:
-        return _no_jobs()
-    status = await anyio.to_thread.run_sync(jobs.cancel, job_id)
-    if status is None:
-        return error_response(404, f"no job {job_id!r}", "job_id")
-    return JSONResponse(status)
