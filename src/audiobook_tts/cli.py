@@ -256,7 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--chapters", help='chapter numbers to make, e.g. "3-5" or "1,4,7-9" (see --list)'
     )
     book.add_argument(
-        "--footnotes", action="store_true", help="read each chapter's footnotes at its end"
+        "--footnotes",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="CHAPTERS",
+        help="read the footnotes at the end of their chapter: of every chapter, or of those "
+        'named ("3-5"); default: none',
     )
     book.add_argument("--voice", default="alloy", help="voice id (GET /v1/voices lists them)")
     book.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0")

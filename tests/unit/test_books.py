@@ -108,6 +108,17 @@ def test_plain_text_is_one_chapter(tmp_path: Path) -> None:
     assert [(s.title, s.text) for s in book.sections] == [("story", "Once.\n\nTwice.")]
 
 
+def test_footnotes_are_read_for_the_chapters_chosen(epub_path: Path) -> None:
+    book = read_book(epub_path)
+    spoken = {c.section.number: c.text for c in plan_chapters(book, footnotes="3")}
+    assert spoken[3].endswith(bookfiles.FOOTNOTE)
+    assert all(bookfiles.FOOTNOTE not in c.text for c in plan_chapters(book, footnotes="2,4"))
+    assert plan_chapters(book, footnotes="all")[1].text.endswith(bookfiles.FOOTNOTE)
+    with pytest.raises(BookRefused, match="footnotes: '9' is outside") as refused:
+        plan_chapters(book, footnotes="9")
+    assert refused.value.reason == "footnotes"
+
+
 def test_chapters_are_chosen_by_number(epub_path: Path) -> None:
     book = read_book(epub_path)
     assert [s.number for s in book.select("3-4")] == [3, 4]

@@ -57,7 +57,7 @@ class JobOptions:
     voice: str = "alloy"
     speed: float = 1.0
     chapters: str = ""
-    footnotes: bool = False
+    footnotes: str = ""
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,15 @@ class PlannedChapter:
 
 
 def plan_chapters(
-    book: Book, chapters: str = "", footnotes: bool = False, lexicon: Lexicon | None = None
+    book: Book, chapters: str = "", footnotes: str = "", lexicon: Lexicon | None = None
 ) -> tuple[PlannedChapter, ...]:
-    """The chosen sections as they will be spoken (BookRefused for a bad choice)."""
+    """The chosen sections as they will be spoken (BookRefused for a bad choice); their
+    footnotes are read for the chapters `footnotes` names ("all", or numbers like "3-5")."""
     lexicon = lexicon or Lexicon()
+    with_notes = book.numbers(footnotes, "footnotes")
     planned = []
     for section in book.select(chapters):
-        text = lexicon.apply(section.spoken(footnotes))
+        text = lexicon.apply(section.spoken(section.number in with_notes))
         planned.append(PlannedChapter(section, text, sum(1 for _ in chunks(text))))
     return tuple(planned)
 

@@ -72,6 +72,14 @@ class Book:
     sections: tuple[Section, ...]
     cover: Cover | None = None
 
+    def numbers(self, spec: str, field: str) -> frozenset[int]:
+        """Chapter numbers from "all", "" (none) or "3-5,7"."""
+        if spec.strip().lower() == "all":
+            return frozenset(section.number for section in self.sections)
+        if not spec.strip():
+            return frozenset()
+        return frozenset(parse_chapter_numbers(spec, len(self.sections), field))
+
     def select(self, chapters: str = "") -> tuple[Section, ...]:
         """The sections to make: those read by default, or exactly the numbers given
         ("3-5", "1,4,7-9"); a chosen section with no text is refused."""
@@ -80,7 +88,7 @@ class Book:
             if not chosen:
                 raise BookRefused("the book has no chapter with text to read", "no_text")
             return tuple(chosen)
-        numbers = parse_chapter_numbers(chapters, len(self.sections))
+        numbers = parse_chapter_numbers(chapters, len(self.sections), "chapters")
         chosen = [self.sections[number - 1] for number in numbers]
         for section in chosen:
             if not section.text.strip():
@@ -90,22 +98,21 @@ class Book:
         return tuple(chosen)
 
 
-def parse_chapter_numbers(spec: str, count: int) -> tuple[int, ...]:
-    """ "3-5" or "1,4,7-9" to sorted chapter numbers, each within 1..count."""
+def parse_chapter_numbers(spec: str, count: int, field: str) -> tuple[int, ...]:
+    """ "3-5" or "1,4,7-9" to sorted chapter numbers, each within 1..count; a refusal names
+    `field`, the option it came from."""
     numbers: set[int] = set()
     for part in spec.split(","):
         part = part.strip()
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
         if match is None:
-            raise BookRefused(f"chapters: {part!r} is not a number or a range like 3-5", "chapters")
+            raise BookRefused(f"{field}: {part!r} is not a number or a range like 3-5", field)
         first = int(match.group(1))
         last = int(match.group(2) or first)
         if first > last:
-            raise BookRefused(f"chapters: {part!r} runs backwards", "chapters")
+            raise BookRefused(f"{field}: {part!r} runs backwards", field)
         if first < 1 or last > count:
-            raise BookRefused(
-                f"chapters: {part!r} is outside the book's chapters 1-{count}", "chapters"
-            )
+            raise BookRefused(f"{field}: {part!r} is outside the book's chapters 1-{count}", field)
         numbers.update(range(first, last + 1))
     return tuple(sorted(numbers))
 

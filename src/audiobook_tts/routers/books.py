@@ -45,7 +45,14 @@ async def submit_book(
     chapters: Annotated[
         str, Form(max_length=200, description='chapter numbers to make, e.g. "3-5" or "1,4"')
     ] = "",
-    footnotes: Annotated[bool, Form(description="read each chapter's notes at its end")] = False,
+    footnotes: Annotated[
+        str,
+        Form(
+            max_length=200,
+            description='chapters whose footnotes are read at their end: "all", or "3-5"; '
+            "default: none",
+        ),
+    ] = "",
     lexicon: Annotated[
         UploadFile | None, File(description="lexicon.tsv: word<TAB>respelling a line")
     ] = None,
