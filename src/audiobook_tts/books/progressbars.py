@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from audiobook_tts.books.making import BookProgress
 
+BOOK_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} sentences [{elapsed}, {postfix}]"
+
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
@@ -29,7 +31,8 @@ class BookProgressBars:
 
     def __enter__(self) -> BookProgressBars:
         if self.terminal:
-            self.book = tqdm(total=0, position=0, unit="sentence", desc="book", leave=True)
+            # tqdm's own estimate counts chapters found made as fast work: ours is shown.
+            self.book = tqdm(total=0, position=0, desc="book", leave=True, bar_format=BOOK_BAR)
             self.chapter = tqdm(total=0, position=1, unit="sentence", desc="chapter", leave=False)
         return self
 
