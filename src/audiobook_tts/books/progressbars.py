@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from audiobook_tts.books.making import BookProgress
 
-BOOK_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} sentences [{elapsed}, {postfix}]"
+BOOK_BAR = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} sentences [{elapsed}{postfix}]"
 
 
 def duration(seconds: float | None) -> str:
