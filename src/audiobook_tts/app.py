@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,14 @@ async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
         if name not in synthesis.engines:
             await anyio.sleep(BOOK_POLL_SECONDS)  # still loading (csm): the job waits
             continue
-        await synthesis.in_thread(jobs.run, job_id, synthesis.engines.__getitem__)
+        try:
+            await synthesis.in_thread(jobs.run, job_id, synthesis.engines.__getitem__)
+        except Exception as error:  # a job that cannot even start must not stop the service
+            print(f"error: book job {job_id}: {error}", file=sys.stderr, flush=True)
+            with suppress(OSError, ValueError):
+                await anyio.to_thread.run_sync(
+                    jobs.fail, job_id, f"{type(error).__name__}: {error}"
+                )
 
 
 def create_app(

@@ -371,6 +371,11 @@ def test_a_book_job_reports_progress_and_serves_its_files(tmp_path: Path) -> Non
         # A second job of the same book makes nothing again.
         again = wait(client, submit(client, bookfiles.epub())["id"])
         assert again["progress"]["chapters_found_made"] == 3  # type: ignore[index]
+        # DELETE of a finished job removes its files; the record says so.
+        deleted = client.delete(f"/v1/audiobook/jobs/{job['id']}").json()
+        assert (deleted["status"], deleted["files"]) == ("deleted", [])
+        assert client.get(f"/v1/audiobook/jobs/{job['id']}/files/book.m4b").status_code == 404
+        assert client.delete("/v1/audiobook/jobs/" + "f" * 32).status_code == 404
 
 
 def test_progress_is_reported_while_a_book_is_made(tmp_path: Path) -> None:

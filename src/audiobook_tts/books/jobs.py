@@ -38,7 +38,8 @@ from audiobook_tts.books.reading import BOOK_SUFFIXES, Book, read_book
 from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon, LexiconError
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+CANCELLED, DELETED = "cancelled", "deleted"
 UNFINISHED = (QUEUED, RUNNING)
 LEXICON_NAME = "lexicon.tsv"
 # An upload's name decides how it is read; without a known suffix, its content type does.
@@ -212,32 +213,41 @@ class BookJobs:
 
     def cancel(self, job_id: str) -> dict[str, object] | None:
         """Stop the job (between sentences, when it is running) and remove its files; the
-        record stays, `cancelled`. Chapters made stay in the store."""
+        record stays, `cancelled` (`deleted` for a job that had ended). Chapters made stay
+        in the store."""
         with self.lock:
             folder = self._folder(job_id)
             if folder is None:
                 return None
             record = _read_record(folder)
-            self.cancelled.add(job_id)
+            if record["status"] in UNFINISHED:
+                self.cancelled.add(job_id)
             if record["status"] != RUNNING:
-                self._finish_cancel(folder, record)
+                ended = record["status"] not in UNFINISHED
+                self._finish_cancel(folder, record, DELETED if ended else CANCELLED)
         return self.status(job_id)
 
     def listing(self) -> list[dict[str, object]]:
         return [
             {key: record[key] for key in ("id", "status", "title", "created")}
-            for record in sorted(
-                (_read_record(folder) for folder in self._folders()),
-                key=lambda record: float(str(record["created"])),
-            )
+            for record in sorted(self._records(), key=lambda record: float(str(record["created"])))
         ]
+
+    def _records(self) -> list[dict[str, object]]:
+        """Every job's record; one that cannot be read (a disk error) is passed over."""
+        records = []
+        for folder in self._folders():
+            try:
+                records.append(_read_record(folder))
+            except (OSError, ValueError):
+                continue
+        return records
 
     # -- the worker's side -----------------------------------------------------------------
 
     def next_job(self) -> str | None:
         """The oldest unfinished job: one left `running` by a stopped service comes first."""
-        records = [_read_record(folder) for folder in self._folders()]
-        unfinished = [record for record in records if record["status"] in UNFINISHED]
+        unfinished = [record for record in self._records() if record["status"] in UNFINISHED]
         unfinished.sort(key=lambda r: (r["status"] != RUNNING, float(str(r["created"]))))
         return str(unfinished[0]["id"]) if unfinished else None
 
@@ -309,10 +319,12 @@ class BookJobs:
         book = read_book(source)
         return book, plan_chapters(book, options.chapters, options.footnotes, lexicon)
 
-    def _finish_cancel(self, folder: Path, record: dict[str, object]) -> None:
+    def _finish_cancel(
+        self, folder: Path, record: dict[str, object], status: str = "cancelled"
+    ) -> None:
         shutil.rmtree(folder / "files", ignore_errors=True)
         shutil.rmtree(folder / "source", ignore_errors=True)
-        record["status"] = CANCELLED
+        record["status"] = status
         _write_record(folder, record)
         self.cancelled.discard(str(record["id"]))
 

@@ -215,7 +215,7 @@ def _epub_book(book: epubx.Book) -> Book:
         if index is None or index in seen:
             continue
         seen.add(index)
-        starts.append((index, " ".join(node.label.split())))
+        starts.append((index, " ".join(node.label.split()) or f"Chapter {len(starts) + 1}"))
     starts.sort()
     sections = []
     for number, (index, title) in enumerate(starts, start=1):
