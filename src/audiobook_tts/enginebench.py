@@ -9,6 +9,9 @@ a fixed length cost the same compute as the checkpoint; the audio itself means n
 `--engine piper` measures the piper engine instead (the bundled voice, on the CPU): one
 sentence's latency and the chapter's real-time factor.
 
+`--book 3` adds a whole book: three 5,000-character chapters made by `make_book` (as a book
+job is), with the engine's default batching, then made again (every chapter found made).
+
 `--chapter-batches 16,32,64` adds chapter throughput: a 5,000-character chapter's sentences
 through the engine in batches of each size (as `render_chapter` hands them). Random weights
 never say "end", so every sentence runs to its length bound (8 characters a second, plus
@@ -23,6 +26,7 @@ import json
 import os
 import platform
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from audiobook_tts.books.making import BookRequest, ChapterStore, make_book, plan_chapters
+from audiobook_tts.books.reading import read_book
 from audiobook_tts.chapter import chunks
-from audiobook_tts.engines.base import synthesize_all
+from audiobook_tts.engines.base import Engine, synthesize_all
 from audiobook_tts.engines.csm import FRAME_RATE, SAMPLE_RATE, CsmEngine
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import CSM_1B, TINY, build
@@ -271,6 +277,39 @@ def measure_piper(runs: int) -> dict[str, Any]:
     }
 
 
+def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dict[str, Any]:
+    """A whole book through `make_book`, as the jobs and the command line make it: chapters of
+    5,000 characters (Markdown), mastered, MP3s, the M4B and book.json; then the same book
+    again, every chapter found made."""
+    source = folder / "bench-book.md"
+    source.write_text(
+        "\n\n".join(f"# Chapter {number}\n\n{chapter_text()}" for number in range(1, chapters + 1)),
+        encoding="utf-8",
+    )
+    book = read_book(source)
+    planned = plan_chapters(book)
+    store = ChapterStore(folder / "chapters")
+    started = time.perf_counter()
+    made = make_book(book, planned, engine, BookRequest(voice), store, folder / "first")
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    make_book(book, planned, engine, BookRequest(voice), store, folder / "again")
+    again = time.perf_counter() - started
+    m4b = made["m4b"]
+    audio_seconds = float(m4b["duration_seconds"]) if isinstance(m4b, dict) else 0.0
+    return {
+        "chapters": len(planned),
+        "characters": sum(len(chapter.text) for chapter in planned),
+        "sentences": sum(chapter.sentences for chapter in planned),
+        "seconds": round(first, 1),
+        "audio_seconds": round(audio_seconds, 1),
+        "times_real_time": round(audio_seconds / first, 1),
+        "meets_acx": made["meets_acx"],
+        "again_seconds": round(again, 1),
+        "path": "make_book: sentences, mastering, chapter MP3s, the M4B (AAC), book.json",
+    }
+
+
 def write_result(result: dict[str, Any], path: Path) -> int:
     """The figures as JSON at `path` and on standard output; the exit status."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +340,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--decoder", choices=("fast", "generate"), default="fast", help="the csm decoder"
     )
     parser.add_argument(
+        "--book",
+        type=int,
+        default=0,
+        metavar="CHAPTERS",
+        help="also make a whole book of this many 5,000-character chapters (files in a "
+        "scratch folder), and make it again",
+    )
+    parser.add_argument(
         "--chapter-batches",
         default="",
         help="comma-separated batch sizes for the 5,000-character chapter (empty: skip it)",
@@ -314,9 +361,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--chapter-batches {args.chapter_batches!r}: whole numbers, commas between")
     if any(size < 1 for size in batches):
         parser.error("--chapter-batches: every size must be at least 1")
+    if args.book < 0:
+        parser.error("--book must be 0 (none) or more chapters")
     if args.engine == "piper":
         name = f"{device_slug(platform.machine())}-{os.cpu_count()}cpu-piper.json"
-        return write_result(measure_piper(args.runs), args.out / name)
+        piper = measure_piper(args.runs)
+        if args.book:
+            voices = PiperEngine.load(os.environ.get("AUDIOBOOK_TTS_PIPER_VOICES", ""))
+            with tempfile.TemporaryDirectory() as scratch:
+                piper["book"] = measure_book(voices, voices.default.id, args.book, Path(scratch))
+            name = name.replace(".json", "-book.json")
+        return write_result(piper, args.out / name)
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -331,6 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "best_times_real_time": best["times_real_time"],
         }
     name = f"{device_slug(result['device'])}-{args.shape}-{args.decoder}.json"
+    if args.book:
+        with tempfile.TemporaryDirectory() as scratch:
+            result["book"] = measure_book(engine, "0", args.book, Path(scratch))
+        print(json.dumps(result["book"]), flush=True)
+        name = name.replace(".json", "-book.json")
     return write_result(result, args.out / name)
 
 

@@ -503,3 +503,13 @@ def test_a_lexicon_travels_with_the_book(tmp_path: Path) -> None:
         wait(client, response.json()["id"])
     assert any("Zoey walked" in said for said in engine.said)
     assert not any("Zoë" in said for said in engine.said)
+
+
+def test_the_engine_benchmark_makes_a_book_twice_and_synthesises_it_once(tmp_path: Path) -> None:
+    from audiobook_tts.enginebench import measure_book
+
+    engine = CountingTone()
+    result = measure_book(engine, "alloy", 2, tmp_path)
+    assert (result["chapters"], result["meets_acx"]) == (2, True)
+    assert len(engine.said) == result["sentences"]  # the second making found both made
+    assert result["audio_seconds"] > 0
