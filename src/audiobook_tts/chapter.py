@@ -127,20 +127,28 @@ def chapter_seed(text: str, voice: str, speed: float, seed: int) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def render_chapter(
+@dataclass(frozen=True)
+class SpokenChapter:
+    """A chapter's sentences as the engine said them, each trimmed, resampled to the
+    master rate and followed by its pause: what `master_chapter` makes the chapter of."""
+
+    parts: tuple[Samples, ...]
+    at_length_bound: tuple[str, ...]
+    seed: int
+
+
+def speak_chapter(
     engine: Engine,
     text: str,
     voice: str,
     speed: float = 1.0,
     progress: Progress | None = None,
     seed: int = 0,
-) -> RenderedChapter:
-    """Synthesise (in the engine's batches), join, master; returns 44.1 kHz samples and
-    their measured levels."""
+) -> SpokenChapter:
+    """The engine's part of a chapter (in its batches): sentences, pauses, no mastering."""
     pieces = list(chunks(text))
     if not pieces:
         raise ChapterError("the chapter has no sentence to speak")
-    rng = np.random.default_rng(seed)
     parts: list[Samples] = []
     bounded: list[str] = []
 
@@ -160,10 +168,30 @@ def render_chapter(
         parts.append(resample(trim(audio.samples), audio.rate, MASTER_RATE))
         if piece.pause_after:
             parts.append(np.zeros(int(piece.pause_after * MASTER_RATE), dtype=np.float32))
-    speech = master(np.concatenate(parts), MASTER_RATE)
+    return SpokenChapter(tuple(parts), tuple(bounded), seed)
+
+
+def master_chapter(spoken: SpokenChapter) -> RenderedChapter:
+    """Join, master to ACX levels, room tone under the pauses and at head and tail; no engine
+    here, so a book's next chapter can be spoken while this one is mastered."""
+    rng = np.random.default_rng(spoken.seed)
+    speech = master(np.concatenate(spoken.parts), MASTER_RATE)
     # Room tone under the pauses too: a pause of digital zero would be the noise floor.
     speech = speech + room_tone(speech.size, rng)
     head = room_tone(int(HEAD_SECONDS * MASTER_RATE), rng)
     tail = room_tone(int(TAIL_SECONDS * MASTER_RATE), rng)
     full = np.concatenate([head, speech, tail]).astype(np.float32)
-    return RenderedChapter(full, MASTER_RATE, measure(full, MASTER_RATE), tuple(bounded))
+    return RenderedChapter(full, MASTER_RATE, measure(full, MASTER_RATE), spoken.at_length_bound)
+
+
+def render_chapter(
+    engine: Engine,
+    text: str,
+    voice: str,
+    speed: float = 1.0,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> RenderedChapter:
+    """Synthesise (in the engine's batches), join, master; returns 44.1 kHz samples and
+    their measured levels."""
+    return master_chapter(speak_chapter(engine, text, voice, speed, progress, seed))

@@ -222,6 +222,7 @@ def test_a_chapter_made_once_is_never_made_again(epub_path: Path, tmp_path: Path
     make_book(book, plan_chapters(book), first, BookRequest("alloy"), store, tmp_path / "a")
     make_book(book, plan_chapters(book), second, BookRequest("alloy"), store, tmp_path / "b")
     assert len(first.said) == 10 and second.said == []
+    assert len(list((tmp_path / "store").glob("*.m4b"))) == 1  # the M4B is kept, not remade
     for name in ("chapter-02.mp3", "book.m4b", "book.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     # Another voice, speed or lexicon is another chapter.

@@ -12,15 +12,26 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import soundfile
 
 from audiobook_tts.audio import encode
 from audiobook_tts.books.m4b import M4bChapter, M4bTags, write_m4b
 from audiobook_tts.books.reading import Book, Section
-from audiobook_tts.chapter import RenderedChapter, chunks, render_chapter
+from audiobook_tts.chapter import (
+    MASTER_RATE,
+    RenderedChapter,
+    SpokenChapter,
+    chunks,
+    master_chapter,
+    speak_chapter,
+)
 from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon
 
@@ -174,6 +185,12 @@ class BookRequest:
     seed: int = 0
 
 
+def finishing_workers() -> int:
+    """Threads that master and encode chapters while the engine speaks the next: half the
+    CPUs (the engine has the rest), at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 def make_book(
     book: Book,
     planned: Sequence[PlannedChapter],
@@ -186,59 +203,106 @@ def make_book(
 ) -> dict[str, object]:
     """Make (or find made) every planned chapter, then write the chapter MP3s, the M4B and
     book.json into `output`; returns book.json's content. Cancelled when `should_stop` says so
-    (checked between sentences); what was made by then is kept."""
+    (checked between sentences); what was made by then is kept.
+
+    The engine speaks the chapters in order in this thread; each spoken chapter is mastered,
+    encoded and stored by a finishing thread meanwhile (at most one chapter waits for one),
+    so a fast engine (a GPU) is not held up by the CPU's share of the work."""
     output.mkdir(parents=True, exist_ok=True)
     progress = BookProgress(len(planned), sum(chapter.sentences for chapter in planned))
-    made: list[MadeChapter] = []
-    for chapter in planned:
-        if should_stop():
-            raise Cancelled("stopped")
-        progress.chapter = chapter.section.title
-        progress.chapter_sentences_total = chapter.sentences
-        progress.chapter_sentences_done = 0
-        key = chapter_key(chapter.text, engine, request.voice, request.speed, request.seed)
-        found = store.get(key)
-        if found is None:
+    keys = [
+        chapter_key(chapter.text, engine, request.voice, request.speed, request.seed)
+        for chapter in planned
+    ]
+    lock = threading.Lock()
+    workers = finishing_workers()
+    waiting = threading.BoundedSemaphore(workers + 1)
+
+    def finished(chapter: PlannedChapter, found: MadeChapter) -> MadeChapter:
+        _place(found.mp3, output / chapter.file_name)
+        with lock:
+            progress.chapters_done += 1
+            on_progress(progress)
+        return found
+
+    def finish(chapter: PlannedChapter, key: str, spoken: SpokenChapter) -> MadeChapter:
+        try:
+            return finished(chapter, store.put(key, master_chapter(spoken)))
+        finally:
+            waiting.release()
+
+    results: list[Future[MadeChapter]] = []
+    with ThreadPoolExecutor(workers, thread_name_prefix="finishing") as finishing:
+        for chapter, key in zip(planned, keys, strict=True):
+            if should_stop():
+                raise Cancelled("stopped")
+            found = store.get(key)
+            if found is not None:
+                with lock:
+                    progress.chapters_found_made += 1
+                    progress.sentences_done += chapter.sentences
+                done: Future[MadeChapter] = Future()
+                done.set_result(finished(chapter, found))
+                results.append(done)
+                continue
+            with lock:
+                progress.chapter = chapter.section.title
+                progress.chapter_sentences_total = chapter.sentences
+                progress.chapter_sentences_done = 0
+                on_progress(progress)
             base = progress.sentences_done
 
-            def sentences(done: int, _total: int, base: int = base) -> None:
-                progress.synthesised += done - progress.chapter_sentences_done
-                progress.chapter_sentences_done = done
-                progress.sentences_done = base + done
-                on_progress(progress)
+            def sentences(count: int, _total: int, base: int = base) -> None:
+                with lock:
+                    progress.synthesised += count - progress.chapter_sentences_done
+                    progress.chapter_sentences_done = count
+                    progress.sentences_done = base + count
+                    on_progress(progress)
                 if should_stop():
                     raise Cancelled("stopped")
 
-            on_progress(progress)
-            rendered = render_chapter(
+            spoken = speak_chapter(
                 engine, chapter.text, request.voice, request.speed, sentences, request.seed
             )
-            found = store.put(key, rendered)
-        else:
-            progress.chapters_found_made += 1
-        made.append(found)
-        progress.chapters_done += 1
-        progress.sentences_done = sum(c.sentences for c in planned[: progress.chapters_done])
-        progress.chapter_sentences_done = chapter.sentences
-        on_progress(progress)
-        _place(found.mp3, output / chapter.file_name)
+            waiting.acquire()  # a spoken chapter waits for a finishing thread, no more
+            results.append(finishing.submit(finish, chapter, key, spoken))
+        made = [result.result() for result in results]
     planned_files = {chapter.file_name for chapter in planned}
     for stale in output.glob("chapter-*.mp3"):
         if stale.name not in planned_files:
             stale.unlink()  # a chapter of an earlier choice of chapters: not this book's now
-    duration = write_m4b(
-        [
-            M4bChapter(chapter.section.title, found.flac)
-            for chapter, found in zip(planned, made, strict=True)
-        ],
-        M4bTags(book.title, book.author, book.language, book.cover),
-        output / M4B_NAME,
-    )
+    # The M4B is kept too, by the chapters it joins and the book's tags: a book made again
+    # costs links, not an AAC encoding of every hour.
+    tags = M4bTags(book.title, book.author, book.language, book.cover)
+    kept = store.folder / f"{m4b_key(keys, planned, tags)}.m4b"
+    if not kept.exists():
+        write_m4b(
+            [
+                M4bChapter(chapter.section.title, found.flac)
+                for chapter, found in zip(planned, made, strict=True)
+            ],
+            tags,
+            kept,
+        )
+    _place(kept, output / M4B_NAME)
+    duration = sum(soundfile.info(str(found.flac)).frames for found in made) / MASTER_RATE
     description = describe_book(book, planned, made, engine, request, duration)
     write_atomically(
         output / BOOK_JSON, (json.dumps(description, indent=2, ensure_ascii=False) + "\n").encode()
     )
     return description
+
+
+def m4b_key(keys: Sequence[str], planned: Sequence[PlannedChapter], tags: M4bTags) -> str:
+    cover = hashlib.sha256(tags.cover.data).hexdigest() if tags.cover else ""
+    identity = {
+        "making": MAKING_VERSION,
+        "chapters": list(keys),
+        "titles": [chapter.section.title for chapter in planned],
+        "tags": [tags.title, tags.author, tags.language, cover],
+        "cover_type": tags.cover.media_type if tags.cover else "",
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def describe_book(
