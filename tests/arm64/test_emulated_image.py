@@ -18,7 +18,7 @@ from imagebuild.build import build
 from imagebuild.config import Settings
 from imagebuild.plan import BuildRequest
 from imagebuild.registry import Reference, RegistryClient
-from tests.smoke.conftest import post_json, running_service
+from tests.smoke.conftest import built, post_json, running_service
 
 pytestmark = pytest.mark.docker
 PLATFORM = "linux/arm64"
@@ -27,9 +27,7 @@ PLATFORM = "linux/arm64"
 @pytest.fixture(scope="module")
 def arm64_image(settings: Settings, docker_client: DockerClient) -> str:
     reference = f"{settings.image}:latest-arm64"
-    if not docker_client.image.exists(reference):
-        pytest.fail(f"{reference} is not built: `inv build --platform {PLATFORM}` (nox -s arm64)")
-    return reference
+    return built(docker_client, reference, f"inv build --platform {PLATFORM}")
 
 
 def run_in(docker_client: DockerClient, image: str, *command: str) -> str:

@@ -56,12 +56,16 @@ def wait_for_health(
     raise AssertionError(f"service did not answer {path} within {timeout}s:\n{container.logs()}")
 
 
+def built(docker_client: DockerClient, reference: str, how: str) -> str:
+    """The image `reference`, or a failure saying how to build it (never a skip)."""
+    if not docker_client.image.exists(reference):
+        pytest.fail(f"image {reference} is not built: run `{how}` first")
+    return reference
+
+
 @pytest.fixture(scope="session")
 def image(settings: Settings, docker_client: DockerClient) -> str:
-    reference = f"{settings.image}:latest"
-    if not docker_client.image.exists(reference):
-        pytest.fail(f"image {reference} is not built: run `inv build` first (nox -s smoke does)")
-    return reference
+    return built(docker_client, f"{settings.image}:latest", "inv build")
 
 
 @contextlib.contextmanager

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from python_on_whales import DockerClient
 
-from tests.smoke.conftest import image, service  # noqa: F401 - fixtures shared with smoke
+from imagebuild.config import Settings
+from tests.smoke.conftest import built, image, service  # noqa: F401 - fixtures shared with smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "build-logs" / "tts"
@@ -54,6 +56,13 @@ def plot(samples: list[float], rate: int, path: Path) -> Path:
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+@pytest.fixture(scope="session")
+def neural_image(settings: Settings, docker_client: DockerClient) -> str:
+    """The image with every engine (nox -s tts builds it); csm loads only with a model."""
+    reference = f"{settings.image}:cpu-espeak-piper-csm"
+    return built(docker_client, reference, "inv build --engines espeak,piper,csm")
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ import httpx
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import Settings
 from tests import bookfiles
 from tests.smoke.conftest import Service, running_service, wait_for_health
 
@@ -117,18 +116,8 @@ def ffprobe(path: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def espeak_image(settings: Settings, docker_client: DockerClient) -> str:
-    image = f"{settings.image}:latest"
-    if not docker_client.image.exists(image):
-        pytest.fail(f"{image} is not built: `inv build` (nox -s tts does)")
-    return image
-
-
-@pytest.fixture(scope="module")
-def neural_image(settings: Settings, docker_client: DockerClient) -> str:
-    image = f"{settings.image}:cpu-espeak-piper-csm"
-    if not docker_client.image.exists(image):
-        pytest.fail(f"{image} is not built: `inv build --engines espeak,piper,csm` (nox -s tts)")
+def espeak_image(image: str) -> str:
+    """The default image: espeak only."""
     return image
 
 

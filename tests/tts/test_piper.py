@@ -14,7 +14,6 @@ import pytest
 from openai import OpenAI
 from python_on_whales import DockerClient
 
-from imagebuild.config import Settings
 from tests.smoke.conftest import post_json, running_service
 
 from .analysis import decode, noise_floor_db, peak_dbfs, rms_db
@@ -29,10 +28,8 @@ PARAGRAPH = (
 
 
 @pytest.fixture(scope="module")
-def piper_service(settings: Settings, docker_client: DockerClient) -> Iterator[str]:
-    image = f"{settings.image}:cpu-espeak-piper-csm"
-    if not docker_client.image.exists(image):
-        pytest.fail(f"{image} is not built: `inv build --engines espeak,piper,csm` (nox -s tts)")
+def piper_service(neural_image: str, docker_client: DockerClient) -> Iterator[str]:
+    image = neural_image
     # No AUDIOBOOK_TTS_ENGINES: the image's own engines load (csm not: no model is mounted).
     with running_service(docker_client, image, "piper", path="/readyz") as started:
         yield started.url
