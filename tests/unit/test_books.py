@@ -7,6 +7,7 @@ PyAV and the mastering are the real ones.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -514,3 +515,39 @@ def test_the_engine_benchmark_makes_a_book_twice_and_synthesises_it_once(tmp_pat
     assert (result["chapters"], result["meets_acx"]) == (2, True)
     assert len(engine.said) == result["sentences"]  # the second making found both made
     assert result["audio_seconds"] > 0
+
+
+def test_the_command_line_shows_bars_on_a_terminal_and_lines_in_a_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import sys
+
+    from audiobook_tts.books.making import BookProgress
+    from audiobook_tts.books.progressbars import BookProgressBars
+
+    class Terminal(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    for tty in (True, False):
+        screen = Terminal(tty)
+        monkeypatch.setattr(sys, "stderr", screen)
+        progress = BookProgress(chapters_total=2, sentences_total=10)
+        with BookProgressBars(2) as bars:
+            progress.chapter, progress.chapter_sentences_total = "One", 5
+            progress.sentences_done = progress.synthesised = progress.chapter_sentences_done = 4
+            bars.update(progress)
+            progress.chapters_done, progress.sentences_done = 1, 5
+            bars.update(progress)
+        shown = screen.getvalue()
+        if tty:
+            assert "book 0/2 chapters" in shown and "4/10 sentences" in shown
+            assert "book 1/2 chapters" in shown and "left]" in shown and "One" in shown
+        else:
+            line = r"  chapter 1/2 done \(One\); sentences 5/10; \d+:\d\d left\n"
+            assert re.fullmatch(line, shown), shown
