@@ -1,6 +1,6 @@
 """Whole books through the running images: an EPUB the tests make becomes chapter MP3s that
 pass every ACX figure (measured here), an M4B whose chapters ffprobe lists, and book.json;
-a job whose container is stopped in its second chapter finishes after a restart without
+a job whose container is killed in its second chapter finishes after a restart without
 making chapter 1 again, into the same files as an uninterrupted run; the command line's
 Ctrl-C and resume; bad books refused with nothing written; piper and the tiny CSM model
 read books too. Real containers and engines, no mocks."""
@@ -160,36 +160,32 @@ def test_an_epub_becomes_acx_chapters_an_m4b_and_book_json(
     assert ends == pytest.approx([sum(durations[: n + 1]) for n in range(3)], abs=0.01)
 
 
-def test_a_job_stopped_in_its_second_chapter_resumes_without_redoing_the_first(
+def test_a_job_killed_in_its_second_chapter_resumes_without_redoing_the_first(
     docker_client: DockerClient, espeak_image: str, tmp_path: Path
 ) -> None:
     book = bookfiles.epub(chapters=LONG_CHAPTERS)
     data = tmp_path / "data"
     with book_service(docker_client, espeak_image, data) as service:
         job_id = submit(service.url, book)["id"]
-        first = 0
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             status = status_of(service.url, job_id)
-            progress = status["progress"]
-            first = status["chapters"][0]["sentences"]  # type: ignore[index]
-            if progress["chapters_done"] == 1 and progress["sentences_done"] > first + 2:  # type: ignore[index]
-                break
+            if status["progress"]["chapters_done"] == 1:  # type: ignore[index]
+                break  # chapter 1 made, chapter 2 not yet: kill it now
             assert status["status"] in ("queued", "running"), status
-            time.sleep(0.1)
+            time.sleep(0.05)
         else:
-            raise AssertionError("the job never reached its second chapter")
-        service.container.stop()
+            raise AssertionError("the job never made its first chapter")
+        service.container.kill()  # SIGKILL: no chance to tidy up
         record = json.loads((data / "jobs" / str(job_id) / "job.json").read_text())
         assert record["status"] == "running"  # left for the next start
-        made = sorted((data / "chapters").glob("*.json"))
-        assert len(made) == 1  # chapter 1 only
-        made_at = made[0].stat().st_mtime_ns
+        made = {path: path.stat().st_mtime_ns for path in (data / "chapters").glob("*.json")}
+        assert 1 <= len(made) < 3, made  # chapter 1, and at most chapter 2 finished meanwhile
         service.container.start()
         wait_for_health(service.url, service.container, timeout=120.0, path="/readyz")
         done = wait_done(service.url, job_id)
-        assert done["progress"]["chapters_found_made"] == 1  # type: ignore[index]
-        assert made[0].stat().st_mtime_ns == made_at  # chapter 1 was not made again
+        assert done["progress"]["chapters_found_made"] == len(made)  # type: ignore[index]
+        assert all(path.stat().st_mtime_ns == mtime for path, mtime in made.items())
         resumed = download(service.url, job_id, done["files"])  # type: ignore[arg-type]
     with book_service(docker_client, espeak_image, tmp_path / "whole") as service:
         whole_id = submit(service.url, book)["id"]
@@ -270,7 +266,9 @@ def test_the_command_line_stops_on_ctrl_c_and_goes_on_when_run_again(
     finally:
         container.remove(force=True)
     made = {path: path.stat().st_mtime_ns for path in (out / ".chapters").glob("*.json")}
-    assert 1 <= len(made) < 3 and not (out / "book.m4b").exists()
+    # Chapter 1, and the one being finished when Ctrl-C came; chapters spoken and waiting
+    # for a finishing thread are let go.
+    assert 1 <= len(made) < 3 and not (out / "book.m4b").exists(), made
     # Run again: it goes on (a failure would raise here, with the command's output).
     docker_client.run(espeak_image, command, remove=True, **options)  # type: ignore[arg-type]
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in made.items())

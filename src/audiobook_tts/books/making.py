@@ -232,7 +232,8 @@ def make_book(
             waiting.release()
 
     results: list[Future[MadeChapter]] = []
-    with ThreadPoolExecutor(workers, thread_name_prefix="finishing") as finishing:
+    finishing = ThreadPoolExecutor(workers, thread_name_prefix="finishing")
+    try:
         for chapter, key in zip(planned, keys, strict=True):
             if should_stop():
                 raise Cancelled("stopped")
@@ -267,6 +268,14 @@ def make_book(
             waiting.acquire()  # a spoken chapter waits for a finishing thread, no more
             results.append(finishing.submit(finish, chapter, key, spoken))
         made = [result.result() for result in results]
+    except BaseException:
+        # Stopped (Ctrl-C, DELETE, a service stopping) or failed: the chapter being finished
+        # is finished and kept; those spoken and still waiting are let go, not waited for.
+        finishing.shutdown(wait=True, cancel_futures=True)
+        raise
+    finishing.shutdown(wait=True)
+    if should_stop():
+        raise Cancelled("stopped")
     planned_files = {chapter.file_name for chapter in planned}
     for stale in output.glob("chapter-*.mp3"):
         if stale.name not in planned_files:
