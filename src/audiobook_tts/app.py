@@ -93,13 +93,12 @@ async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
     """The one book worker: the oldest unfinished job, once its engine has loaded, in a
     thread counted against the running limit; a job left by a stopped service comes first."""
     while not jobs.stopping.is_set():
-        job_id = await anyio.to_thread.run_sync(jobs.next_job)
-        record = None if job_id is None else await anyio.to_thread.run_sync(jobs.status, job_id)
-        if job_id is None or record is None:
+        # One read of the records a turn (not a second for the status and its file listing).
+        found = await anyio.to_thread.run_sync(jobs.next_job)
+        if found is None:
             await anyio.sleep(BOOK_POLL_SECONDS)
             continue
-        options = record["options"]
-        name = str(options["engine"]) if isinstance(options, dict) else ""
+        job_id, name = found
         if name not in synthesis.settings.engines:
             await anyio.to_thread.run_sync(
                 jobs.fail, job_id, f"the {name} engine is not loaded by this service"

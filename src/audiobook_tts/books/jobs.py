@@ -245,11 +245,16 @@ class BookJobs:
 
     # -- the worker's side -----------------------------------------------------------------
 
-    def next_job(self) -> str | None:
-        """The oldest unfinished job: one left `running` by a stopped service comes first."""
+    def next_job(self) -> tuple[str, str] | None:
+        """The oldest unfinished job and its engine: one left `running` by a stopped service
+        comes first."""
         unfinished = [record for record in self._records() if record["status"] in UNFINISHED]
         unfinished.sort(key=lambda r: (r["status"] != RUNNING, float(str(r["created"]))))
-        return str(unfinished[0]["id"]) if unfinished else None
+        if not unfinished:
+            return None
+        options = unfinished[0]["options"]
+        engine = str(options.get("engine", "")) if isinstance(options, dict) else ""
+        return str(unfinished[0]["id"]), engine
 
     def run(self, job_id: str, engine_for: Callable[[str], Engine]) -> str:
         """Make the job's book; returns its status after (`running` when the service stops)."""
