@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from audiobook_tts.audio import Samples
 
@@ -60,6 +61,30 @@ class BatchEngine(Engine, Protocol):
     batch_size: int
 
     def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]: ...
+
+
+@runtime_checkable
+class SeededEngine(Engine, Protocol):
+    """An engine that samples: the same text and seed give the same audio, another seed another
+    take (a sentence that failed its check is made again with the next seed)."""
+
+    def synthesize_seeded(self, text: str, voice: str, speed: float, seed: int) -> Audio: ...
+
+
+@runtime_checkable
+class SeededBatchEngine(BatchEngine, Protocol):
+    """A batching engine that samples, each sentence of a batch with a seed of its own."""
+
+    def synthesize_batch_seeded(
+        self, texts: list[str], voice: str, speed: float, seeds: list[int]
+    ) -> list[Audio]: ...
+
+
+def sentence_seed(key: str, attempt: int = 0) -> int:
+    """The seed of a sentence's `attempt`-th try (0: the first), from the sentence's key (its
+    text, voice and chapter key) and the attempt: retries are reproducible, never random."""
+    digest = hashlib.sha256(f"{key}\0{attempt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # 63 bits: fits torch's and numpy's seeds
 
 
 class StreamingEngine(Engine, Protocol):
