@@ -326,7 +326,9 @@ class CsmEngine:
         with self.lock, torch.inference_mode():
             if self.decoder == "fast":
                 inputs = self.inputs(texts, voice).to(self.device)
-                sequences = list(self.fast_codes(inputs, max(bounds), None if frames else eos, seeds))
+                sequences = list(
+                    self.fast_codes(inputs, max(bounds), None if frames else eos, seeds)
+                )
             else:
                 sequences = self.generated_codes(texts, voice, max(bounds), frames, seeds)
             for codes, bound in zip(sequences, bounds, strict=True):

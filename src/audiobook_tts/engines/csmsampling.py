@@ -74,7 +74,8 @@ def mix(value: Hashable) -> Hashable:
 def row_key(seed: int) -> int:
     """A sentence's 32-bit key from its seed (any int; 63 bits from `sentence_seed`)."""
     seed &= (1 << 64) - 1
-    return mix(mix(seed & MASK32) ^ (seed >> 32))
+    key: int = mix(mix(seed & MASK32) ^ (seed >> 32))
+    return key
 
 
 def lanes(codebooks: int, top_k: int, device: torch.device | str) -> torch.Tensor:
