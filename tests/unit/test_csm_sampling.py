@@ -53,9 +53,9 @@ def codes(
     return decoder.run(inputs, frames, use_graph=use_graph, seeds=seeds)
 
 
-def paths() -> list[bool]:
-    """The decoder's paths here: eager always, the captured graph where there is CUDA."""
-    return [False, True] if torch.cuda.is_available() else [False]
+def paths(engine: CsmEngine) -> list[bool]:
+    """The decoder's paths for this engine: eager always, the captured graph on a GPU."""
+    return [False, True] if engine.device.startswith("cuda") else [False]
 
 
 def test_the_engine_samples_as_the_makers_do_by_default_and_greedy_is_a_setting(
@@ -74,7 +74,7 @@ def test_the_engine_samples_as_the_makers_do_by_default_and_greedy_is_a_setting(
 def test_top_k_1_is_greedy_token_for_token(engine: CsmEngine) -> None:
     seeds = [sentence_seed(text) for text in TEXTS]
     greedy = codes(engine, TEXTS, seeds, GREEDY)
-    for use_graph in paths():
+    for use_graph in paths(engine):
         top_1 = codes(engine, TEXTS, seeds, Sampling(top_k=1, temperature=0.9), use_graph=use_graph)
         assert torch.equal(top_1, greedy)
     # and transformers' own generate, sampling with k 1, is greedy too
@@ -95,7 +95,7 @@ def test_a_seed_gives_the_same_codes_alone_in_a_batch_and_on_every_path(
 ) -> None:
     seeds = [sentence_seed(text, 3) for text in TEXTS]
     together = codes(engine, TEXTS, seeds, REFERENCE)
-    for use_graph in paths():
+    for use_graph in paths(engine):
         assert torch.equal(codes(engine, TEXTS, seeds, REFERENCE, use_graph=use_graph), together)
         for row, (text, seed) in enumerate(zip(TEXTS, seeds, strict=True)):
             alone = codes(engine, [text], [seed], REFERENCE, use_graph=use_graph)

@@ -15,6 +15,7 @@ as it is), which torch.compile can fuse on a GPU.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -304,6 +305,17 @@ def compiled_parts() -> tuple[Any, Any]:
     return _COMPILED
 
 
+def on_device(device: Any) -> AbstractContextManager[Any]:
+    """`device` made current where it is a GPU (graphs and streams belong to one); nothing on
+    the CPU."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return nullcontext()
+    current: AbstractContextManager[Any] = torch.cuda.device(device)
+    return current
+
+
 def capacity_for(tokens: int) -> int:
     """The cache length a request of `tokens` (prompt + frames) decodes in: rounded up, so
     that one decoder (and its captured graph) serves every request of a bucket."""
@@ -453,19 +465,22 @@ class FastCsmDecoder:
         """Record one frame as a CUDA graph (after a warm-up on a side stream)."""
         import torch
 
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        state = (self.visible, self.position, self.slot, self.codes, self.step, self.noise)
-        saved = [item.clone() for item in state]
-        with torch.cuda.stream(stream):
-            for _ in range(2):
+        # On this decoder's GPU, whichever is current (one engine a GPU, a thread each); an
+        # error mode local to this thread, so another GPU's thread may sync meanwhile.
+        with on_device(self.device):
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            state = (self.visible, self.position, self.slot, self.codes, self.step, self.noise)
+            saved = [item.clone() for item in state]
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    self.frame()
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self.frame()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.frame()
-        for target, value in zip(state, saved, strict=True):
-            target.copy_(value)
+            for target, value in zip(state, saved, strict=True):
+                target.copy_(value)
         self.graph = graph
 
     def chunks(
@@ -511,13 +526,14 @@ class FastCsmDecoder:
                 chunk = torch.empty(
                     self.batch, size, self.codebooks, dtype=torch.long, device=self.device
                 )
-                for index in range(size):
-                    if done + index > 0:
-                        if self.graph is not None and use_graph:
-                            self.graph.replay()
-                        else:
-                            self.frame()
-                    chunk[:, index] = self.codes
+                with on_device(self.device):  # the graph replays on its GPU's stream
+                    for index in range(size):
+                        if done + index > 0:
+                            if self.graph is not None and use_graph:
+                                self.graph.replay()
+                            else:
+                                self.frame()
+                        chunk[:, index] = self.codes
                 done += size
                 yield chunk
                 if eos is not None:
