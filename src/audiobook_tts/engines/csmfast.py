@@ -298,6 +298,13 @@ def compiled_parts() -> tuple[Any, Any]:
     if _COMPILED is None:
         import torch
 
+        # One code object serves both transformers (two widths), the depth decoder's first
+        # step (two tokens) and every batch size and cache bucket: specialisations beyond
+        # the library's 8 (sizes seen twice become dynamic, so this stays small).
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, 64)
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 256)
+
         _COMPILED = (
             torch.compile(attend_input, dynamic=None, fullgraph=True),
             torch.compile(attend_output, dynamic=None, fullgraph=True),
