@@ -213,6 +213,9 @@ class StaticStack:
     # The layer's parts before and after attention: plain functions, or torch.compile'd ones.
     before: Any = attend_input
     after: Any = attend_output
+    # Slot numbers 0..L-1, and (cos, sin) of every slot (`forward_prefix`, made on first use).
+    slot_ids: Any = None
+    table: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def make(cls, model: Any, batch: int, length: int, compiled: bool = False) -> StaticStack:
@@ -240,6 +243,7 @@ class StaticStack:
             ],
             before,
             after,
+            torch.arange(length, device=parameter.device),
         )
 
     def forward(
@@ -286,8 +290,75 @@ class StaticStack:
         normed_output: torch.Tensor = self.norm(hidden)
         return normed_output
 
+    def forward_prefix(self, hidden: torch.Tensor, start: int) -> torch.Tensor:
+        """The depth decoder's step: `hidden` (B, T, D) at positions and cache slots `start`..,
+        the same for every row, so the rotary angles come from a table made once and each
+        query attends to the cache's first `start + T` slots, with no mask (T = 2 only at
+        slot 0: causal). Same result as `forward`, fewer kernels."""
+        from torch.nn import functional
+
+        steps = hidden.shape[1]
+        if self.table is None:
+            positions = self.slot_ids[None]
+            self.table = self.rotary(hidden, positions)
+        cos = self.table[0][:, None, start : start + steps]
+        sin = self.table[1][:, None, start : start + steps]
+        slots = self.slot_ids[start : start + steps]
+        end = start + steps
+        for index, weights in enumerate(self.layers):
+            keys, values = self.keys[index], self.values[index]
+            query = self.before(
+                hidden,
+                cos,
+                sin,
+                keys,
+                values,
+                slots,
+                weights.input_norm,
+                weights.qkv,
+                weights.qkv_bias,
+                weights.heads,
+                weights.kv_heads,
+                weights.eps,
+            )
+            attended = functional.scaled_dot_product_attention(
+                query,
+                keys[:, :, :end],
+                values[:, :, :end],
+                is_causal=steps > 1,
+                scale=weights.scaling,
+                enable_gqa=True,
+            )
+            hidden = self.after(
+                hidden,
+                attended,
+                weights.output,
+                weights.output_bias,
+                weights.post_norm,
+                weights.gate_up,
+                weights.gate_up_bias,
+                weights.down,
+                weights.down_bias,
+                weights.eps,
+            )
+        normed_output: torch.Tensor = self.norm(hidden)
+        return normed_output
+
 
 _COMPILED: tuple[Any, Any] | None = None
+_COMPILED_PICK: Any = None
+
+
+def compiled_pick() -> Any:
+    """`pick` through torch.compile: the cast, temperature, noise, argmax and gather around
+    top-k in one or two kernels."""
+    global _COMPILED_PICK
+    if _COMPILED_PICK is None:
+        import torch
+
+        compiled_parts()  # the recompile limits
+        _COMPILED_PICK = torch.compile(pick, dynamic=None)
+    return _COMPILED_PICK
 
 
 def compiled_parts() -> tuple[Any, Any]:
@@ -376,12 +447,7 @@ class FastCsmDecoder:
         self.noise = torch.zeros(
             batch, self.codebooks, self.top_k, dtype=torch.float32, device=device
         )
-        depth_slots = torch.arange(self.codebooks + 1, device=device)
-        self.depth_slots = depth_slots
-        # Depth decoding: query k sees slots 0..k (causal over the frame's codebooks).
-        self.depth_visible = (depth_slots[None, :] <= depth_slots[:, None])[None].expand(
-            batch, -1, -1
-        )
+        self.pick = compiled_pick() if compiled else pick
         self.graph: torch.cuda.CUDAGraph | None = None
 
     # --- the steps (graph-safe: no host sync, fixed shapes) --------------------------------
@@ -395,7 +461,8 @@ class FastCsmDecoder:
     def choose(self, logits: torch.Tensor, book: int) -> torch.Tensor:
         """Codebook `book`'s tokens from its logits (B, V)."""
         noise = None if self.sampling.greedy else self.noise[:, book]
-        return pick(logits, noise, self.sampling)
+        chosen: torch.Tensor = self.pick(logits, noise, self.sampling)
+        return chosen
 
     def depth_frame(self) -> None:
         """`self.codes[:, 0]` and `self.hidden` (the backbone's) -> the other codebooks."""
@@ -407,11 +474,7 @@ class FastCsmDecoder:
 
         first = embed(self.codes[:, :1])
         inputs = torch.cat([self.hidden[:, None, :].to(first.dtype), first], dim=1)
-        positions = self.depth_slots[:2][None].expand(self.batch, -1)
-        out = self.depth.forward(
-            project(inputs), positions, self.depth_slots[:2], self.depth_visible[:, :2]
-        )
-        last = out[:, -1]
+        last = self.depth.forward_prefix(project(inputs), 0)[:, -1]
         for book in range(1, self.codebooks):
             logits = last @ heads[book - 1]
             token = self.choose(logits, book)
@@ -419,10 +482,7 @@ class FastCsmDecoder:
             if book == self.codebooks - 1:
                 break
             embedded = embed((token + book * self.depth_vocab)[:, None])
-            slot = self.depth_slots[book + 1 : book + 2]
-            positions = slot[None].expand(self.batch, -1)
-            visible = self.depth_visible[:, book + 1 : book + 2]
-            last = self.depth.forward(project(embedded), positions, slot, visible)[:, -1]
+            last = self.depth.forward_prefix(project(embedded), book + 1)[:, -1]
 
     def backbone_step(self) -> None:
         """The previous frame's codes -> the backbone's next hidden state and codebook 0."""
