@@ -216,6 +216,9 @@ class StaticStack:
     # Slot numbers 0..L-1, and (cos, sin) of every slot (`forward_prefix`, made on first use).
     slot_ids: Any = None
     table: tuple[torch.Tensor, torch.Tensor] | None = None
+    # The final norm (Llama's RMSNorm, one fused kernel when compiled) and its epsilon.
+    final: Any = _rms_norm
+    eps: float = 1e-6
 
     @classmethod
     def make(cls, model: Any, batch: int, length: int, compiled: bool = False) -> StaticStack:
@@ -244,6 +247,9 @@ class StaticStack:
             before,
             after,
             torch.arange(length, device=parameter.device),
+            None,
+            compiled_norm() if compiled else _rms_norm,
+            float(model.norm.variance_epsilon),
         )
 
     def forward(
@@ -287,7 +293,7 @@ class StaticStack:
                 weights.down_bias,
                 weights.eps,
             )
-        normed_output: torch.Tensor = self.norm(hidden)
+        normed_output: torch.Tensor = self.final(hidden, self.norm.weight, self.eps)
         return normed_output
 
     def forward_prefix(self, hidden: torch.Tensor, start: int) -> torch.Tensor:
@@ -341,12 +347,24 @@ class StaticStack:
                 weights.down_bias,
                 weights.eps,
             )
-        normed_output: torch.Tensor = self.norm(hidden)
+        normed_output: torch.Tensor = self.final(hidden, self.norm.weight, self.eps)
         return normed_output
 
 
 _COMPILED: tuple[Any, Any] | None = None
 _COMPILED_PICK: Any = None
+_COMPILED_NORM: Any = None
+
+
+def compiled_norm() -> Any:
+    """Llama's RMSNorm through torch.compile: one kernel instead of six."""
+    global _COMPILED_NORM
+    if _COMPILED_NORM is None:
+        import torch
+
+        compiled_parts()  # the recompile limits
+        _COMPILED_NORM = torch.compile(_rms_norm, dynamic=None)
+    return _COMPILED_NORM
 
 
 def compiled_pick() -> Any:
