@@ -109,7 +109,9 @@ async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
             await anyio.sleep(BOOK_POLL_SECONDS)  # still loading (csm): the job waits
             continue
         try:
-            await synthesis.in_thread(jobs.run, job_id, synthesis.engines.__getitem__)
+            await synthesis.in_thread(
+                jobs.run, job_id, synthesis.engines.__getitem__, synthesis.listener
+            )
         except Exception as error:  # a job that cannot even start must not stop the service
             print(f"error: book job {job_id}: {error}", file=sys.stderr, flush=True)
             with suppress(OSError, ValueError):
