@@ -487,6 +487,37 @@ def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dic
     }
 
 
+def measure_speech(engine: Engine, chapters: int) -> dict[str, Any]:
+    """The engine's share of a book alone: every sentence of `chapters` 5,000-character
+    chapters through `synthesize_all` at the engine's batch size (sentences of all chapters
+    batched together by length), no mastering or encoding. Twice: the first pass captures
+    the graphs of its batch shapes; the second is reported."""
+    import torch
+
+    sentences = [chunk.text for chunk in chunks(chapter_text())] * chapters
+    # Each chapter's sentences made distinct, as a book's are (their seeds differ).
+    sentences = [f"{text} ({index // 74 + 1})" for index, text in enumerate(sentences)]
+    passes: list[float] = []
+    audio_seconds = 0.0
+    for _ in range(2):
+        started = time.perf_counter()
+        audio = synthesize_all(engine, sentences, "0", 1.0)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        passes.append(time.perf_counter() - started)
+        audio_seconds = sum(item.samples.size / item.rate for item in audio)
+    return {
+        "chapters": chapters,
+        "sentences": len(sentences),
+        "batch_size": getattr(engine, "batch_size", 1),
+        "seconds": round(passes[-1], 2),
+        "first_pass_seconds": round(passes[0], 2),
+        "audio_seconds": round(audio_seconds, 1),
+        "times_real_time": round(audio_seconds / passes[-1], 1),
+        "path": "synthesize_all over the whole book's sentences (the engine's part alone)",
+    }
+
+
 def write_result(result: dict[str, Any], path: Path) -> int:
     """The figures as JSON at `path` and on standard output; the exit status."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -651,6 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "" if args.sampling == REFERENCE else f"-{device_slug(args.sampling.describe())}"
     name = f"{device_slug(result['device'])}-{args.shape}-{args.decoder}{suffix}.json"
     if args.book:
+        result["book_speech"] = measure_speech(engine, args.book)
+        print(json.dumps(result["book_speech"]), flush=True)
         with tempfile.TemporaryDirectory() as scratch:
             result["book"] = measure_book(engine, "0", args.book, Path(scratch))
             result["book"]["devices"] = 1
@@ -672,6 +705,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 and not (other == "cuda:0" and engine.device == "cuda")
             ]
             spread = MultiCsmEngine([engine, *others])
+            speech = measure_speech(spread, args.book)
+            speech["devices"] = len(spread.engines)
+            speech["times_one_device"] = round(
+                speech["times_real_time"] / result["book_speech"]["times_real_time"], 2
+            )
+            result["book_speech_devices"] = speech
+            print(json.dumps(speech), flush=True)
             with tempfile.TemporaryDirectory() as scratch:
                 many = measure_book(spread, "0", args.book, Path(scratch))
             many["devices"] = len(spread.engines)
