@@ -17,7 +17,7 @@ case "$1" in
     h200-book)
         bench --runs 1 --chapter-batches 64,128 --book 3 ;;
     x2)
-        bench --runs 1 --devices 2 --batch 128 --book 6 ;;
+        bench --runs 1 --devices 2 --batch 128 --book 6 "${@:2}" ;;
     eager)
         bench --no-compile --profile --frames 125 ;;
     *) echo "MODE: h200, h200-book, x2 or eager"; exit 2 ;;

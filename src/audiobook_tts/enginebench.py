@@ -593,6 +593,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "or cuda:0,cuda:1), beside the book on one",
     )
     parser.add_argument(
+        "--devices-only",
+        action="store_true",
+        help="with --devices and --book: skip the book on one GPU (measured in another run)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="csm: kernels a frame at batch 1 (torch.profiler)"
     )
     parser.add_argument(
@@ -681,7 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.batch_size = args.batch or best["batch_size"]
     suffix = "" if args.sampling == REFERENCE else f"-{device_slug(args.sampling.describe())}"
     name = f"{device_slug(result['device'])}-{args.shape}-{args.decoder}{suffix}.json"
-    if args.book:
+    one = not (args.devices_only and len(devices) > 1)
+    if args.book and one:
         result["book_speech"] = measure_speech(engine, args.book)
         print(json.dumps(result["book_speech"]), flush=True)
         with tempfile.TemporaryDirectory() as scratch:
@@ -689,6 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["book"]["devices"] = 1
             result["book"]["batch_size"] = engine.batch_size
         print(json.dumps(result["book"]), flush=True)
+    if args.book:
         name = name.replace(".json", "-book.json")
         if len(devices) > 1:
             others = [
@@ -707,18 +714,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             spread = MultiCsmEngine([engine, *others])
             speech = measure_speech(spread, args.book)
             speech["devices"] = len(spread.engines)
-            speech["times_one_device"] = round(
-                speech["times_real_time"] / result["book_speech"]["times_real_time"], 2
-            )
+            if one:
+                speech["times_one_device"] = round(
+                    speech["times_real_time"] / result["book_speech"]["times_real_time"], 2
+                )
             result["book_speech_devices"] = speech
             print(json.dumps(speech), flush=True)
             with tempfile.TemporaryDirectory() as scratch:
                 many = measure_book(spread, "0", args.book, Path(scratch))
             many["devices"] = len(spread.engines)
             many["batch_size"] = spread.batch_size
-            many["times_one_device"] = round(
-                many["times_real_time"] / result["book"]["times_real_time"], 2
-            )
+            if one:
+                many["times_one_device"] = round(
+                    many["times_real_time"] / result["book"]["times_real_time"], 2
+                )
             result["book_devices"] = many
             print(json.dumps(many), flush=True)
             name = name.replace(".json", f"-{len(spread.engines)}gpu.json")

@@ -14,6 +14,7 @@ as it is), which torch.compile can fuse on a GPU.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from audiobook_tts.engines.csmsampling import GREEDY, Sampling, gumbel_noise, la
 
 if TYPE_CHECKING:  # torch is imported where it is used: the espeak image has none
     import torch
+
+# Eager runs of the decoder's steps (the prompt's first frame, a capture, eager decoding), one
+# thread at a time: the compiled parts are traced on first use, and dynamo's tracing is not
+# safe beside another thread calling them. Graph replays need no lock.
+EAGER_LOCK = threading.RLock()
 
 # Cache lengths come in steps of this many tokens: one captured graph per step and batch size.
 CAPACITY_STEP = 256
@@ -591,19 +597,22 @@ class FastCsmDecoder:
             )
         planned = iter(sizes)
         with torch.inference_mode():
-            if seeds is not None and len(seeds) != self.batch:
-                raise ValueError(f"{len(seeds)} seeds for a batch of {self.batch}")
-            self.prefill(inputs, seeds)
-            self.depth_frame()
-            if use_graph and self.graph is None:
-                saved_hidden = self.hidden.clone()
-                caches = [*self.backbone.keys, *self.backbone.values]
-                saved_caches = [item.clone() for item in caches]
-                self.capture()
-                # The warm-up frames wrote to the caches: put the prefilled state back.
-                self.hidden.copy_(saved_hidden)
-                for target, value in zip(caches, saved_caches, strict=True):
-                    target.copy_(value)
+            # Serialised across threads (one engine a GPU): torch.compile traces on first
+            # use, and a trace must not meet another thread calling the compiled parts.
+            with EAGER_LOCK:
+                if seeds is not None and len(seeds) != self.batch:
+                    raise ValueError(f"{len(seeds)} seeds for a batch of {self.batch}")
+                self.prefill(inputs, seeds)
+                self.depth_frame()
+                if use_graph and self.graph is None:
+                    saved_hidden = self.hidden.clone()
+                    caches = [*self.backbone.keys, *self.backbone.values]
+                    saved_caches = [item.clone() for item in caches]
+                    self.capture()
+                    # The warm-up frames wrote to the caches: put the prefilled state back.
+                    self.hidden.copy_(saved_hidden)
+                    for target, value in zip(caches, saved_caches, strict=True):
+                        target.copy_(value)
             done = 0
             ended = torch.zeros(self.batch, dtype=torch.bool, device=self.device)
             while done < frames:
@@ -617,7 +626,8 @@ class FastCsmDecoder:
                             if self.graph is not None and use_graph:
                                 self.graph.replay()
                             else:
-                                self.frame()
+                                with EAGER_LOCK:
+                                    self.frame()
                         chunk[:, index] = self.codes
                 done += size
                 yield chunk
