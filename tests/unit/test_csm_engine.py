@@ -358,3 +358,23 @@ def test_readyz_is_503_while_a_model_loads_and_a_failed_load_stops_the_service(
                 break
             time.sleep(0.05)
     assert failures and "does not exist" in failures[0] and "\n" not in failures[0]
+
+
+def test_a_compile_that_fails_leaves_the_layers_uncompiled_with_the_same_audio(
+    engine: CsmEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image without a C compiler cannot build Triton's kernels: the engine says so once
+    and decodes with the plain layers, the same audio."""
+    from audiobook_tts.engines import csmfast
+
+    def broken(*_args: object) -> object:
+        raise RuntimeError("no C compiler for Triton")
+
+    monkeypatch.setattr(csmfast, "compiled_parts", lambda: (broken, broken))
+    monkeypatch.setattr(csmfast, "compiled_norm", lambda: broken)
+    monkeypatch.setattr(csmfast, "compiled_pick", lambda: csmfast.pick)
+    trying = CsmEngine(engine.model, engine.processor, "cpu", references=engine.references)
+    trying.compiled = True  # as on a GPU
+    audio = trying.synthesize("Hi.", "0", 1.0)
+    assert trying.compiled is False and trying.facts()["decoder"] == "fast"
+    assert np.array_equal(audio.samples, engine.synthesize("Hi.", "0", 1.0).samples)

@@ -394,29 +394,32 @@ class CsmEngine:
         seeds: list[int],
         sizes: Iterable[int] = (),
     ) -> Iterator[Any]:
-        """Codes in chunks from the static-cache decoder: in a CUDA graph on a GPU,
-        where capture works (else, once said in the log, eagerly from then on)."""
+        """Codes in chunks from the static-cache decoder: compiled layers in a CUDA graph on a
+        GPU. Compiling and capturing happen before the first chunk, so a failure is seen
+        before any audio: once said in the log, the layers run uncompiled from then on (an
+        image without a C compiler for Triton), and if capture fails too, eagerly."""
         batch, length = inputs["attention_mask"].shape
-        decoder = self.fast_decoder(batch, length + frames)
-        if self.graphs:
+        while True:
+            decoder = self.fast_decoder(batch, length + frames)
+            chunks = decoder.chunks(
+                inputs, frames, use_graph=self.graphs, eos=eos, sizes=sizes, seeds=seeds
+            )
             try:
-                # Capture happens before the first chunk: a failure is seen before any audio.
-                chunks = decoder.chunks(
-                    inputs, frames, use_graph=True, eos=eos, sizes=sizes, seeds=seeds
-                )
                 first = next(chunks)
             except RuntimeError as error:
-                self.graphs = False
+                if self.compiled:
+                    self.compiled = False
+                    logger.warning("csm: torch.compile failed, layers uncompiled: %s", error)
+                elif self.graphs:
+                    self.graphs = False
+                    logger.warning("csm: CUDA graph capture failed, decoding eagerly: %s", error)
+                else:
+                    raise
                 self.decoders.clear()
-                logger.warning("csm: CUDA graph capture failed, decoding eagerly: %s", error)
-            else:
-                yield first
-                yield from chunks
-                return
-            decoder = self.fast_decoder(batch, length + frames)
-        yield from decoder.chunks(
-            inputs, frames, use_graph=False, eos=eos, sizes=sizes, seeds=seeds
-        )
+                continue
+            yield first
+            yield from chunks
+            return
 
     def fast_codes(self, inputs: Any, frames: int, eos: int | None, seeds: list[int]) -> Any:
         import torch
