@@ -12,6 +12,15 @@ sentence's latency and the chapter's real-time factor.
 `--book 3` adds a whole book: three 5,000-character chapters made by `make_book` (as a book
 job is), with the engine's default batching, then made again (every chapter found made).
 
+`--sampling reference|greedy|K,T` picks the csm decoding (default: the makers' top-k 50,
+temperature 0.9); the sampled-decoding check (graph against eager with one seed, the same
+seed twice, top-k 1 against greedy, another seed, alone against in a batch) is always run on
+a GPU, with a float32 check of the code against transformers' `generate` on the tiny model.
+`--devices 2` (or `cuda:0,cuda:1`) makes the book, and its speech alone, on that many GPUs
+too (one engine each, `MultiCsmEngine`), beside one. `--profile` counts kernels a frame at
+batch 1; `--frame-batches 1,64,256` gives ms a frame by batch size; `--no-compile` runs the
+layers uncompiled. `docs/engine-bench/device-run.sh` is how the committed runs were made.
+
 `--chapter-batches 16,32,64` adds chapter throughput: a 5,000-character chapter's sentences
 through the engine in batches of each size (as `render_chapter` hands them). Random weights
 never say "end", so every sentence runs to its length bound (8 characters a second, plus
