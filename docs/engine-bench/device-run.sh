@@ -1,7 +1,7 @@
 #!/bin/bash
 # The engine benchmark as run on the lent GPU machines (no network there): wheels the image
 # lacks (carried in .whl/), then `python -m audiobook_tts.enginebench` with MODE's flags.
-# Usage: OUT=folder bash docs/engine-bench/device-run.sh h200|h200-book|x2|eager
+# Usage: OUT=folder bash docs/engine-bench/device-run.sh h200|h200-book|final|x2|eager
 set -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -16,9 +16,11 @@ case "$1" in
         bench --profile --frame-batches 1,8,64,128,256 ;;
     h200-book)
         bench --runs 1 --chapter-batches 64,128 --book 3 ;;
+    final)
+        bench --profile --frame-batches 1,128,256 --batch 256 --book 6 ;;
     x2)
         bench --runs 1 --devices 2 --batch 128 --book 6 "${@:2}" ;;
     eager)
         bench --no-compile --profile --frames 125 ;;
-    *) echo "MODE: h200, h200-book, x2 or eager"; exit 2 ;;
+    *) echo "MODE: h200, h200-book, final, x2 or eager"; exit 2 ;;
 esac
