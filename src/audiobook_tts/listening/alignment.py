@@ -16,9 +16,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jiwer
-from rapidfuzz.distance import Indel
-
 from audiobook_tts.listening.words import normal_words
 
 # Words heard between sentences that hold this share of a neighbour's words are that
@@ -112,6 +109,8 @@ def word_error_rate(reference: Sequence[str], heard: Sequence[str]) -> float:
         return 0.0
     if not heard:
         return 1.0
+    import jiwer  # the listener's lock: imported on first use
+
     return float(jiwer.wer(" ".join(reference), " ".join(heard)))
 
 
@@ -202,6 +201,8 @@ def _spans(reference: list[str], hypothesis: list[str]) -> list[tuple[bool, int,
     start, end, heard start, end). Nothing heard, or a text of no words, is one gap."""
     if not reference or not hypothesis:
         return [(False, 0, len(reference), 0, len(hypothesis))]
+    from rapidfuzz.distance import Indel  # the listener's lock: imported on first use
+
     spans: list[tuple[bool, int, int, int, int]] = []
     for opcode in Indel.opcodes(reference, hypothesis):
         shared = opcode.tag == "equal"
