@@ -147,7 +147,9 @@ def score_sentences(
     errors = [0] * count
     matched = [0] * count  # words of the sentence with a heard word in their place
     heard_by: list[list[int]] = [[] for _ in range(count)]
-    repeated = [False] * count
+    # Words heard besides the text, by the sentence they are charged to: a sentence said
+    # twice may come back in more than one run (the alignment can split its two copies).
+    extras: list[list[str]] = [[] for _ in range(count)]
     for shared, ref_start, ref_end, hyp_start, hyp_end in _spans(reference, hypothesis):
         if shared:
             for offset in range(ref_end - ref_start):
@@ -167,8 +169,7 @@ def score_sentences(
             charged = _insertion_owner(ref_end, extra, owner, expected)
             errors[charged] += len(extra)
             heard_by[charged].extend(range(hyp_start + paired, hyp_end))
-            if _says_again(extra, expected[charged]):
-                repeated[charged] = True
+            extras[charged].extend(extra)
     scores = []
     for index, text in enumerate(sentences):
         length = len(expected[index])
@@ -176,7 +177,7 @@ def score_sentences(
         wer = errors[index] / length if length else 0.0
         if length == 0 or wer <= max_wer or errors[index] < MIN_ERRORS:
             verdict = "ok"
-        elif repeated[index]:
+        elif _says_again(extras[index], expected[index]):
             verdict = "repeated"
         elif matched[index] <= MISSING_SHARE * length:
             verdict = "missing"
