@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -69,7 +70,7 @@ def listening(
 
 
 @pytest.fixture(scope="module")
-def chapters(listening: Service, findings: Findings) -> dict[str, dict[str, object]]:
+def chapters(listening: Service, findings: Findings) -> dict[str, dict[str, Any]]:
     """The same 5,000-character chapter by espeak and by piper, heard as it was made."""
     reports = {}
     for engine in ("espeak", "piper"):
@@ -81,7 +82,7 @@ def chapters(listening: Service, findings: Findings) -> dict[str, dict[str, obje
         )
         seconds = time.monotonic() - started
         assert response.status_code == 200, response.text[:300]
-        report: dict[str, object] = json.loads(response.headers["x-audiobook-report"])
+        report: dict[str, Any] = json.loads(response.headers["x-audiobook-report"])
         reports[engine] = report
         check = report["check"]
         assert isinstance(check, dict)
@@ -90,14 +91,14 @@ def chapters(listening: Service, findings: Findings) -> dict[str, dict[str, obje
             "wall_seconds_with_listening": round(seconds, 1),
             "wer": check["wer"],
             "dnsmos": check["dnsmos"],
-            "flagged": len(check["flagged"]),  # type: ignore[arg-type]
+            "flagged": len(check["flagged"]),
         }
     return reports
 
 
 @pytest.mark.parametrize("engine", ["espeak", "piper"])
 def test_a_5000_character_chapter_passes_under_its_engines_bar(
-    chapters: dict[str, dict[str, object]], engine: str
+    chapters: dict[str, dict[str, Any]], engine: str
 ) -> None:
     check = chapters[engine]["check"]
     assert isinstance(check, dict)
@@ -121,7 +122,7 @@ def submit_check(
     return httpx.post(f"{url}/v1/audiobook/checks", files=files, data=form, timeout=120)
 
 
-def heard_report(url: str, response: httpx.Response) -> dict[str, object]:
+def heard_report(url: str, response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     location = f"{url}{response.headers['location']}"
     deadline = time.monotonic() + 600
@@ -129,7 +130,7 @@ def heard_report(url: str, response: httpx.Response) -> dict[str, object]:
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     assert status["status"] == "done", status
-    report: dict[str, object] = httpx.get(f"{location}/report", timeout=30).json()
+    report: dict[str, Any] = httpx.get(f"{location}/report", timeout=30).json()
     return report
 
 
@@ -160,7 +161,7 @@ def test_a_dropped_and_a_repeated_sentence_are_flagged_at_exactly_those_two(
         listening.url,
         submit_check(listening.url, ("alice.txt", text.encode()), [("ch.wav", audio)]),
     )
-    (chapter,) = report["chapters"]  # type: ignore[misc]
+    (chapter,) = report["chapters"]
     flagged = {item["sentence"]: item["verdict"] for item in chapter["flagged"]}
     assert flagged == {3: "missing", 6: "repeated"}, chapter["flagged"]
     assert chapter["missing"] == [3] and chapter["repeated"] == [6]
@@ -168,7 +169,7 @@ def test_a_dropped_and_a_repeated_sentence_are_flagged_at_exactly_those_two(
 
 
 def test_dnsmos_orders_piper_above_espeak_above_white_noise(
-    listening: Service, chapters: dict[str, dict[str, object]], findings: Findings
+    listening: Service, chapters: dict[str, dict[str, Any]], findings: Findings
 ) -> None:
     noise = np.random.default_rng(0).uniform(-0.3, 0.3, 16000 * 20).astype(np.float32)
     report = heard_report(
@@ -177,11 +178,10 @@ def test_dnsmos_orders_piper_above_espeak_above_white_noise(
             listening.url, ("alice.txt", ALICE.encode()), [("noise.wav", wav_bytes(noise, 16000))]
         ),
     )
-    (chapter,) = report["chapters"]  # type: ignore[misc]
+    (chapter,) = report["chapters"]
     assert chapter["passed"] is False  # noise does not say the chapter
     mos = {
-        engine: chapters[engine]["check"]["dnsmos"]["p808_mos"]  # type: ignore[index]
-        for engine in ("piper", "espeak")
+        engine: chapters[engine]["check"]["dnsmos"]["p808_mos"] for engine in ("piper", "espeak")
     }
     mos["white noise"] = chapter["dnsmos"]["p808_mos"]
     findings.data["performance"]["DNSMOS P.808 (same chapter)"] = mos
