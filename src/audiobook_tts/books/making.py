@@ -24,13 +24,13 @@ import soundfile
 from audiobook_tts.audio import encode
 from audiobook_tts.books.m4b import M4bChapter, M4bTags, write_m4b
 from audiobook_tts.books.reading import Book, Section
+from audiobook_tts.books.speaking import BookSpeaker
 from audiobook_tts.chapter import (
     MASTER_RATE,
     RenderedChapter,
     SpokenChapter,
     chunks,
     master_chapter,
-    speak_chapter,
 )
 from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon
@@ -94,6 +94,9 @@ def chapter_key(
         "seed": seed,
         "text": text,
     }
+    if "sampling" in facts:
+        # An engine that samples (csm): another top-k or temperature is another chapter.
+        identity["sampling"] = facts["sampling"]
     if listener is not None:
         name = facts.get("name", "")
         identity["check"] = {
@@ -211,10 +214,14 @@ class BookRequest:
     check: bool = True
 
 
-def finishing_workers() -> int:
-    """Threads that master and encode chapters while the engine speaks the next: half the
-    CPUs (the engine has the rest), at least one, at most four."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+def finishing_workers(engine: Engine | None = None) -> int:
+    """Threads that master and encode chapters while the engine speaks the next: for an
+    engine on a GPU every CPU but the one that feeds it (the finishing is then what bounds a
+    book); else half the CPUs (the engine has the rest), at least one, at most four."""
+    cpus = os.cpu_count() or 2
+    if engine is not None and engine.device.startswith("cuda"):
+        return max(1, cpus - 1)
+    return max(1, min(4, cpus // 2))
 
 
 def make_book(
@@ -245,7 +252,7 @@ def make_book(
         for chapter in planned
     ]
     lock = threading.Lock()
-    workers = finishing_workers()
+    workers = finishing_workers(engine)
     waiting = threading.BoundedSemaphore(workers + 1)
 
     def finished(chapter: PlannedChapter, found: MadeChapter) -> MadeChapter:
@@ -273,8 +280,20 @@ def make_book(
 
     results: list[Future[MadeChapter]] = []
     finishing = ThreadPoolExecutor(workers, thread_name_prefix="finishing")
+    # The chapters still to speak, their sentences batched across chapters (books/speaking).
+    speaker = BookSpeaker(
+        engine,
+        {
+            index: chapter.text
+            for index, (chapter, key) in enumerate(zip(planned, keys, strict=True))
+            if store.get(key) is None
+        },
+        request.voice,
+        request.speed,
+        request.seed,
+    )
     try:
-        for chapter, key in zip(planned, keys, strict=True):
+        for index, (chapter, key) in enumerate(zip(planned, keys, strict=True)):
             if should_stop():
                 raise Cancelled("stopped")
             found = store.get(key)
@@ -303,9 +322,7 @@ def make_book(
                 if should_stop():
                     raise Cancelled("stopped")
 
-            spoken = speak_chapter(
-                engine, chapter.text, request.voice, request.speed, sentences, request.seed
-            )
+            spoken = speaker.speak(index, sentences)
             if listening is not None:
                 spoken = check_chapter(
                     spoken, engine, request.voice, request.speed, key, listening, doing

@@ -134,3 +134,60 @@ def test_the_tiny_csm_speaks_a_book_across_chapters_as_chapter_by_chapter(
     alone = [speak_chapter(engine, text, "alloy") for text in texts]
     together = speak_chapters(engine, texts, "alloy")
     assert all(same(one, other) for one, other in zip(alone, together, strict=True))
+
+
+class BatchingTone(Batching):
+    """`Batching` at a book's rate: a tone a sentence, its pitch and length from the text."""
+
+    @staticmethod
+    def said(text: str) -> Audio:
+        rate = 16000
+        pitch = 150 + int.from_bytes(hashlib.sha256(text.encode()).digest()[:1], "big")
+        t = np.arange(int(rate * 0.03 * len(text))) / rate
+        return Audio((0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32), rate)
+
+
+def make(engine: Batching, tmp_path: Path, name: str, **options: object) -> Path:
+    from audiobook_tts.books.making import BookRequest, ChapterStore, make_book, plan_chapters
+    from audiobook_tts.books.reading import read_book
+    from tests import bookfiles
+
+    source = tmp_path / "tales.epub"
+    if not source.exists():
+        source.write_bytes(bookfiles.epub())
+    book = read_book(source)
+    store = ChapterStore(tmp_path / f"store-{options.pop('store', name)}")
+    make_book(
+        book, plan_chapters(book), engine, BookRequest("0"), store, tmp_path / name, **options
+    )  # type: ignore[arg-type]
+    return tmp_path / name
+
+
+FILES = ("chapter-02.mp3", "chapter-03.mp3", "chapter-04.mp3", "book.m4b", "book.json")
+
+
+def test_a_book_batched_across_chapters_is_byte_for_byte_the_book_chapter_by_chapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audiobook_tts.books.making import Cancelled
+
+    across = BatchingTone(batch_size=4)
+    by_chapter = BatchingTone(batch_size=1)  # a batch of one: chapter by chapter
+    one = make(across, tmp_path, "across")
+    other = make(by_chapter, tmp_path, "by-chapter")
+    for name in FILES:
+        assert (one / name).read_bytes() == (other / name).read_bytes(), name
+    assert max(len(batch) for batch in across.batches) == 4
+    assert len(across.batches) < len(by_chapter.batches)
+    # stopped once a chapter is stored, then resumed: the rest made, the same files again
+    # (windows of one chapter here, so that the stop comes before the last is spoken)
+    monkeypatch.setattr("audiobook_tts.books.speaking.WINDOW_BATCHES", 1)
+    stopped = BatchingTone(batch_size=2)
+    with pytest.raises(Cancelled):
+        make(stopped, tmp_path, "resumed", should_stop=lambda: len(stopped.batches) >= 3)
+    resumed = BatchingTone(batch_size=2)
+    again = make(resumed, tmp_path, "resumed")
+    said = sum(len(batch) for batch in resumed.batches)
+    assert 0 < said < sum(len(batch) for batch in by_chapter.batches)  # chapter 2 was kept
+    for name in FILES:
+        assert (again / name).read_bytes() == (one / name).read_bytes(), name
