@@ -117,27 +117,6 @@ class LayerWeights:
 _MERGED: dict[int, tuple[Any, list[LayerWeights]]] = {}
 
 
-_PROJECTED: dict[int, tuple[Any, torch.Tensor]] = {}
-
-
-def projected_embeddings(model: Any) -> torch.Tensor:
-    """The depth decoder's codebook embeddings already through its input projection
-    (codebooks * vocab rows of its width): a step's input is one row, not an embedding and a
-    matrix product. Made once per model."""
-    import weakref
-
-    import torch
-
-    held = _PROJECTED.get(id(model))
-    if held is not None and held[0]() is model:
-        return held[1]
-    decoder = model.depth_decoder.model
-    with torch.no_grad():
-        table = decoder.inputs_embeds_projector(decoder.embed_tokens.weight).contiguous()
-    _PROJECTED[id(model)] = (weakref.ref(model), table)
-    return table
-
-
 def merged_layers(model: Any, count: int) -> list[LayerWeights]:
     """The first `count` layers of a transformer, merged (cached while the model lives)."""
     import weakref
@@ -203,25 +182,13 @@ def attend_output(
     SiLU) and its residual."""
     from torch.nn import functional
 
-    batch, steps, width = hidden.shape
-    merged = attended.transpose(1, 2).reshape(batch * steps, -1)
-    # Each residual added by the matrix product itself (C = residual + A @ W^T: one kernel).
-    hidden = _residual_linear(hidden.reshape(batch * steps, width), merged, output, output_bias)
+    batch, steps = hidden.shape[0], hidden.shape[1]
+    merged = attended.transpose(1, 2).reshape(batch, steps, -1)
+    hidden = hidden + functional.linear(merged, output, output_bias)
     normed = _rms_norm(hidden, norm, eps)
     gate, up = functional.linear(normed, gate_up, gate_up_bias).chunk(2, dim=-1)
-    result = _residual_linear(hidden, functional.silu(gate) * up, down, down_bias)
-    return result.view(batch, steps, width)
-
-
-def _residual_linear(
-    residual: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """`residual + linear(inputs, weight, bias)` for 2-D operands, as one addmm."""
-    import torch
-
-    if bias is not None:
-        residual = residual + bias
-    return torch.addmm(residual, inputs, weight.t())
+    result: torch.Tensor = hidden + functional.linear(functional.silu(gate) * up, down, down_bias)
+    return result
 
 
 def _attention(
@@ -532,16 +499,14 @@ class FastCsmDecoder:
         first = embed(self.codes[:, :1])
         inputs = torch.cat([self.hidden[:, None, :].to(first.dtype), first], dim=1)
         last = self.depth.forward_prefix(project(inputs), 0)[:, -1]
-        table = projected_embeddings(self.model)
         for book in range(1, self.codebooks):
             logits = last @ heads[book - 1]
             token = self.choose(logits, book)
             self.codes[:, book] = token
             if book == self.codebooks - 1:
                 break
-            # project(embed(token + book * vocab)) as one row of a table made once
-            rows = table[book * self.depth_vocab : (book + 1) * self.depth_vocab]
-            last = self.depth.forward_prefix(rows[token][:, None], book + 1)[:, -1]
+            embedded = embed((token + book * self.depth_vocab)[:, None])
+            last = self.depth.forward_prefix(project(embedded), book + 1)[:, -1]
 
     def backbone_step(self) -> None:
         """The previous frame's codes -> the backbone's next hidden state and codebook 0."""
