@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.cli import settings_from
-from imagebuild.config import Settings
-from imagebuild.engine import Engine
+from imagebuild.engine.docker import Engine
+from imagebuild.invoke_glue import settings_from
+from imagebuild.plan.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

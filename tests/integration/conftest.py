@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild import localplatform, registryauth
-from imagebuild import sandbox as sandbox_module
-from imagebuild.build import build, copy_tree
-from imagebuild.config import Settings, StatePaths
-from imagebuild.engine import Engine
-from imagebuild.plan import BuildRequest
-from imagebuild.processes import stop_pid
-from imagebuild.report import BuildReport
+from imagebuild.build.flow import build, copy_tree
+from imagebuild.engine.docker import Engine
+from imagebuild.engine.report import BuildReport
+from imagebuild.plan.config import Settings, StatePaths
+from imagebuild.plan.plan import BuildRequest
+from imagebuild.platform import local as localplatform
+from imagebuild.platform import registry_auth as registryauth
+from imagebuild.platform import sandbox as sandbox_module
+from imagebuild.platform.processes import stop_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "audiobook-tts-it"

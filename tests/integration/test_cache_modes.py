@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.config import Settings
-from imagebuild.plan import BuildRequest
-from imagebuild.report import BuildReport
+from imagebuild.build.flow import build
+from imagebuild.engine.report import BuildReport
+from imagebuild.plan.config import Settings
+from imagebuild.plan.plan import BuildRequest
 
 from .conftest import TEST_IMAGE, Sandbox
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.engine import Engine
-from imagebuild.plan import BuildRequest
-from imagebuild.registry import Reference, RegistryClient
+from imagebuild.build.flow import build
+from imagebuild.engine.docker import Engine
+from imagebuild.plan.plan import BuildRequest
+from imagebuild.platform.registry import Reference, RegistryClient
 
 from .conftest import TEST_IMAGE, AuthRegistry, Sandbox
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.cachecheck import cache_check
-from imagebuild.config import Settings
-from imagebuild.context import ContextManifest
+from imagebuild.build.cache_check import cache_check
 from imagebuild.errors import ImageBuildError
-from imagebuild.plan import BuildRequest
+from imagebuild.plan.config import Settings
+from imagebuild.plan.context import ContextManifest
+from imagebuild.plan.plan import BuildRequest
 
 from .conftest import Sandbox
 

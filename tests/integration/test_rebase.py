@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import Settings
-from imagebuild.engine import BuildFailed
+from imagebuild.engine.docker import BuildFailed
+from imagebuild.plan.config import Settings
 from tests.smoke.conftest import pip_check
 
 from .conftest import BuildRunner, steps

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient, DockerException
 
-from imagebuild.build import build
-from imagebuild.imagefiles import SavedImage
-from imagebuild.plan import BuildRequest
-from imagebuild.registry import Reference, RegistryClient
+from imagebuild.build.flow import build
+from imagebuild.build.saved_image import SavedImage
+from imagebuild.plan.plan import BuildRequest
+from imagebuild.platform.registry import Reference, RegistryClient
 
 from .conftest import ROOT, TEST_IMAGE, AuthRegistry
 

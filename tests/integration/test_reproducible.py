@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.plan import BuildRequest
+from imagebuild.build.flow import build
+from imagebuild.plan.plan import BuildRequest
 
 from .conftest import Sandbox
 

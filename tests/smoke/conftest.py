@@ -18,7 +18,7 @@ import pip
 import pytest
 from python_on_whales import Container, DockerClient
 
-from imagebuild.config import Settings
+from imagebuild.plan.config import Settings
 
 pytestmark = pytest.mark.docker
 

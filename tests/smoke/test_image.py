@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import HostPackageSettings
-from imagebuild.imagefiles import find_leaks
+from imagebuild.build.saved_image import find_leaks
+from imagebuild.plan.config import HostPackageSettings
 
 from .conftest import Service, pip_check, post_json
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import Settings
+from imagebuild.plan.config import Settings
 from tests.smoke.conftest import built, image, service  # noqa: F401 - fixtures shared with smoke
 
 ROOT = Path(__file__).resolve().parents[2]

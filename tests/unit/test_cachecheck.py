@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild.cachecheck import UNEXPLAINED, copy_sources, explain, stage_graph
-from imagebuild.report import BuildReport, StepRecord
+from imagebuild.build.cache_check import UNEXPLAINED, copy_sources, explain, stage_graph
+from imagebuild.engine.report import BuildReport, StepRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "docker/tts/Dockerfile").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.codebuild import codebuild_environment, parse_buildspec, run_buildspec
+from imagebuild.ci.buildspec import codebuild_environment, parse_buildspec, run_buildspec
 from imagebuild.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.config import HostPackageSettings, Settings
 from imagebuild.errors import UsageError
+from imagebuild.plan.config import HostPackageSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild.context import ContextManifest, changed_files, is_ignored, parse_dockerignore
+from imagebuild.plan.context import ContextManifest, changed_files, is_ignored, parse_dockerignore
 
 ROOT = Path(__file__).resolve().parents[2]
 

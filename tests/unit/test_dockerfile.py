@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.cachecheck import ancestors, stage_graph
-from imagebuild.dockerfile import check_target, logical_lines, parse_stages, read_stages
+from imagebuild.build.cache_check import ancestors, stage_graph
 from imagebuild.errors import UsageError
+from imagebuild.plan.dockerfile import check_target, logical_lines, parse_stages, read_stages
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.config import Settings
-from imagebuild.doctor import disk_check, engine_checks
-from imagebuild.engine import EngineFacts
+from imagebuild.ci.doctor import disk_check, engine_checks
+from imagebuild.engine.docker import EngineFacts
 from imagebuild.output import Check
+from imagebuild.plan.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = Settings.from_mapping({}, ROOT)

@@ -117,14 +117,14 @@ def test_python_on_whales_is_used_by_engine_py_only() -> None:
             )
         }
     )
-    assert users == ["imagebuild.engine"]
+    assert users == ["imagebuild.engine.docker"]
 
 
 def test_no_function_outside_engine_py_takes_a_docker_client() -> None:
     takers = [
         f"{name}.{node.name}"
         for name, tree in modules().items()
-        if name != "imagebuild.engine"
+        if name != "imagebuild.engine.docker"
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and "DockerClient" in ast.unparse(node.args)

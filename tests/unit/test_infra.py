@@ -9,7 +9,7 @@ from typing import Any
 
 import hcl2
 
-from imagebuild.codebuild import parse_buildspec
+from imagebuild.ci.buildspec import parse_buildspec
 
 ROOT = Path(__file__).resolve().parents[2]
 

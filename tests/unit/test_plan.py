@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.config import HostPackageSettings, Settings
-from imagebuild.dockerfile import parse_stages
 from imagebuild.errors import UsageError
-from imagebuild.plan import (
+from imagebuild.plan.config import HostPackageSettings, Settings
+from imagebuild.plan.dockerfile import parse_stages
+from imagebuild.plan.plan import (
     BuildRequest,
     inline_cache_source,
     inline_fallback,

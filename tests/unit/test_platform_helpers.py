@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild.baseimage import BaseRecipe, read_packages
-from imagebuild.config import HostPackageSettings
-from imagebuild.debian import apt_candidate_major, parse_os_release, pinned_siblings
-from imagebuild.localplatform import merge_daemon_config
-from imagebuild.locks import GROUPS, compile_command, compile_environment
-from imagebuild.processes import mounts_under
+from imagebuild.locks.compile import GROUPS, compile_command, compile_environment
+from imagebuild.plan.config import HostPackageSettings
+from imagebuild.platform.base_image import BaseRecipe, read_packages
+from imagebuild.platform.debian import apt_candidate_major, parse_os_release, pinned_siblings
+from imagebuild.platform.local import merge_daemon_config
+from imagebuild.platform.processes import mounts_under
 
 ROOT = Path(__file__).resolve().parents[2]
 

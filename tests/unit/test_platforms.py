@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild.baseimage import BaseRecipe
-from imagebuild.emulation import registration, usable
-from imagebuild.plan import image_flavour
-from imagebuild.platforms import (
+from imagebuild.plan.plan import image_flavour
+from imagebuild.plan.target_platforms import (
     architecture,
     foreign,
     host_platform,
@@ -17,6 +15,8 @@ from imagebuild.platforms import (
     normalize,
     platform_name,
 )
+from imagebuild.platform.base_image import BaseRecipe
+from imagebuild.platform.emulation import registration, usable
 
 
 def test_platform_names_compare_without_the_default_variant() -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from imagebuild.progress import (
+from imagebuild.engine.progress import (
     ProgressTracker,
     RawJsonReader,
     Status,
@@ -16,7 +16,7 @@ from imagebuild.progress import (
     parse_time,
     plain_line,
 )
-from imagebuild.report import (
+from imagebuild.engine.report import (
     BuildReport,
     StepRecord,
     append_history,

@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagebuild.config import HostPackageSettings
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
+from imagebuild.plan.config import HostPackageSettings
 
 COMPILE_COMMAND = "inv lock"
 

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from imagebuild.engine.progress import ProgressTracker, Vertex
 from imagebuild.output import human_bytes, shorten
-from imagebuild.progress import ProgressTracker, Vertex
 
 SLOWEST_SHOWN = 5
 

@@ -9,9 +9,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagebuild.config import Settings, StatePaths
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
+from imagebuild.plan.config import Settings, StatePaths
 
 OS_RELEASE = Path("/etc/os-release")
 APT_SOURCE = Path("/etc/apt/sources.list.d/audiobook-tts-trixie.sources")

@@ -15,11 +15,11 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imagebuild.config import Settings
-from imagebuild.engine import Engine
+from imagebuild.engine.docker import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.processes import (
+from imagebuild.plan.config import Settings
+from imagebuild.platform.processes import (
     pid_alive,
     read_pid,
     release_mounts,

@@ -13,12 +13,12 @@ import subprocess
 from collections.abc import Mapping
 from typing import TextIO
 
-from imagebuild.config import Settings
-from imagebuild.engine import Engine
+from imagebuild.engine.docker import Engine
 from imagebuild.errors import ImageBuildError, UsageError
 from imagebuild.output import Printer
-from imagebuild.registry import RegistryClient
-from imagebuild.registryauth import REGISTRY_USER
+from imagebuild.plan.config import Settings
+from imagebuild.platform.registry import RegistryClient
+from imagebuild.platform.registry_auth import REGISTRY_USER
 
 _ECR = re.compile(r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 PASSWORD_VARIABLE = "REGISTRY_PASSWORD"  # noqa: S105 - the variable's name

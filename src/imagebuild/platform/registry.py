@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagebuild.config import Settings
-from imagebuild.platforms import normalize, platform_name
+from imagebuild.plan.config import Settings
+from imagebuild.plan.target_platforms import normalize, platform_name
 
 MANIFEST_TYPES = ", ".join(
     (

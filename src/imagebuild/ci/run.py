@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagebuild.build import build
-from imagebuild.config import Settings
+from imagebuild.build.flow import build
+from imagebuild.engine.report import BuildReport
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer, human_bytes
-from imagebuild.plan import BuildRequest
-from imagebuild.report import BuildReport
+from imagebuild.plan.config import Settings
+from imagebuild.plan.plan import BuildRequest
 
 
 @dataclass(frozen=True)

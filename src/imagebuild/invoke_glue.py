@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from imagebuild.config import Settings
 from imagebuild.errors import ImageBuildError
+from imagebuild.plan.config import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,7 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from imagebuild.config import (
+from imagebuild.errors import UsageError
+from imagebuild.plan.config import (
     CACHE_MODES,
     IMAGE_ENGINES,
     PROGRESS_MODES,
@@ -21,9 +22,8 @@ from imagebuild.config import (
     Settings,
     redact_url,
 )
-from imagebuild.dockerfile import Stage, check_target
-from imagebuild.errors import UsageError
-from imagebuild.platforms import architecture, foreign
+from imagebuild.plan.dockerfile import Stage, check_target
+from imagebuild.plan.target_platforms import architecture, foreign
 
 CA_SECRET_ID = "ca_bundle"  # noqa: S105 - the id of a secret mount, not a secret
 WHEELHOUSE_CONTEXT = "wheelhouse"

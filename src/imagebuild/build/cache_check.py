@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagebuild.build import build
-from imagebuild.config import Settings
-from imagebuild.context import changed_files
-from imagebuild.dockerfile import logical_lines
+from imagebuild.build.flow import build
+from imagebuild.engine.report import BuildReport, read_history
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer, shorten
-from imagebuild.plan import BuildRequest
-from imagebuild.report import BuildReport, read_history
+from imagebuild.plan.config import Settings
+from imagebuild.plan.context import changed_files
+from imagebuild.plan.dockerfile import logical_lines
+from imagebuild.plan.plan import BuildRequest
 
 UNEXPLAINED = "not in the builder's cache (pruned, evicted, or never built with these inputs)"
 _INDEX = re.compile(r"^\[(?:\S+ )?(\d+)/\d+\]")

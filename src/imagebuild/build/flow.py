@@ -9,14 +9,15 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from imagebuild import localplatform
-from imagebuild.config import HostPackageSettings, Settings
-from imagebuild.context import ContextManifest
-from imagebuild.dockerfile import read_stages
-from imagebuild.engine import BuildFailed, Engine
+from imagebuild.engine.docker import BuildFailed, Engine
+from imagebuild.engine.progress import utc_now
+from imagebuild.engine.report import BuildReport, append_history, read_history
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.plan import (
+from imagebuild.plan.config import HostPackageSettings, Settings
+from imagebuild.plan.context import ContextManifest
+from imagebuild.plan.dockerfile import read_stages
+from imagebuild.plan.plan import (
     BuildPlan,
     BuildRequest,
     inline_cache_source,
@@ -24,10 +25,9 @@ from imagebuild.plan import (
     make_plan,
     needs_cache_export,
 )
-from imagebuild.platforms import architecture, missing_base_message, missing_platforms
-from imagebuild.progress import utc_now
-from imagebuild.registry import Reference, RegistryClient
-from imagebuild.report import BuildReport, append_history, read_history
+from imagebuild.plan.target_platforms import architecture, missing_base_message, missing_platforms
+from imagebuild.platform import local as localplatform
+from imagebuild.platform.registry import Reference, RegistryClient
 
 
 def prepare_wheelhouse(settings: Settings, host: HostPackageSettings) -> Path | None:

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from imagebuild import sandbox as sandbox_module
-from imagebuild.benchresults import (
+from imagebuild.bench.results import (
     BenchResult,
     ImageVariant,
     Run,
@@ -24,15 +23,16 @@ from imagebuild.benchresults import (
     image_variant,
     write_outputs,
 )
-from imagebuild.build import build, copy_tree
-from imagebuild.config import Settings, StatePaths
-from imagebuild.emulation import ensure_emulation
-from imagebuild.engine import Engine
+from imagebuild.build.flow import build, copy_tree
+from imagebuild.engine.docker import Engine
+from imagebuild.engine.progress import utc_now
+from imagebuild.engine.report import BuildReport
 from imagebuild.errors import UsageError
 from imagebuild.output import Printer
-from imagebuild.plan import BuildRequest
-from imagebuild.progress import utc_now
-from imagebuild.report import BuildReport
+from imagebuild.plan.config import Settings, StatePaths
+from imagebuild.plan.plan import BuildRequest
+from imagebuild.platform import sandbox as sandbox_module
+from imagebuild.platform.emulation import ensure_emulation
 
 APP_FILE = "src/audiobook_tts/app.py"
 DEPS_FILE = "requirements/service.txt"

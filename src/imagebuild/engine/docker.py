@@ -18,11 +18,7 @@ from typing import Any
 from python_on_whales import DockerClient, DockerException
 from python_on_whales.utils import run
 
-from imagebuild.config import Settings, redact_url
-from imagebuild.errors import ImageBuildError
-from imagebuild.output import Printer
-from imagebuild.plan import BuildPlan
-from imagebuild.progress import (
+from imagebuild.engine.progress import (
     ProgressTracker,
     RawJsonReader,
     Vertex,
@@ -30,7 +26,7 @@ from imagebuild.progress import (
     plain_line,
     utc_now,
 )
-from imagebuild.report import (
+from imagebuild.engine.report import (
     BuildReport,
     downloaded_bytes,
     failure_summary,
@@ -38,6 +34,10 @@ from imagebuild.report import (
     merge_rerun,
     step_records,
 )
+from imagebuild.errors import ImageBuildError
+from imagebuild.output import Printer
+from imagebuild.plan.config import Settings, redact_url
+from imagebuild.plan.plan import BuildPlan
 
 
 def _first_line(error: DockerException) -> str:

@@ -13,10 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from imagebuild.config import RegistryPaths, StatePaths
-from imagebuild.debian import install_packages, require_root_debian
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
+from imagebuild.plan.config import RegistryPaths, StatePaths
+from imagebuild.platform.debian import install_packages, require_root_debian
 
 REGISTRY_USER = "audiobook-tts"
 CERTS_D = Path("/etc/docker/certs.d")

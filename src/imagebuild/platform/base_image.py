@@ -17,15 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imagebuild.config import HostPackageSettings, Settings, StatePaths
-from imagebuild.debian import install_packages
-from imagebuild.dockerfile import read_stages
-from imagebuild.emulation import ensure_emulation
-from imagebuild.engine import Engine
+from imagebuild.engine.docker import Engine
+from imagebuild.engine.progress import utc_now
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.plan import BuildRequest, make_plan
-from imagebuild.platforms import (
+from imagebuild.plan.config import HostPackageSettings, Settings, StatePaths
+from imagebuild.plan.dockerfile import read_stages
+from imagebuild.plan.plan import BuildRequest, make_plan
+from imagebuild.plan.target_platforms import (
     architecture,
     foreign,
     host_platform,
@@ -33,8 +32,9 @@ from imagebuild.platforms import (
     normalize,
     platform_name,
 )
-from imagebuild.progress import utc_now
-from imagebuild.registry import Reference, RegistryClient
+from imagebuild.platform.debian import install_packages
+from imagebuild.platform.emulation import ensure_emulation
+from imagebuild.platform.registry import Reference, RegistryClient
 
 RECIPE_LABEL = "io.audiobook-tts.base-recipe"
 # Fixed, so that the same package set gives the same root file system and image config.

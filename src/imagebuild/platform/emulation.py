@@ -9,11 +9,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagebuild.config import StatePaths
-from imagebuild.debian import install_packages
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.platforms import QEMU_NAMES, architecture, foreign
+from imagebuild.plan.config import StatePaths
+from imagebuild.plan.target_platforms import QEMU_NAMES, architecture, foreign
+from imagebuild.platform.debian import install_packages
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 PACKAGES = ("qemu-user-static", "binfmt-support", "arch-test")

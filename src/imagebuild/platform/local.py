@@ -15,14 +15,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from imagebuild import baseimage, registryauth
-from imagebuild.config import Settings, StatePaths
-from imagebuild.debian import install_engine, install_packages, require_root_debian
-from imagebuild.engine import Engine
+from imagebuild.engine.docker import Engine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
-from imagebuild.processes import pid_alive, read_pid, start_background, stop_pid, wait_until
-from imagebuild.registry import RegistryClient
+from imagebuild.plan.config import Settings, StatePaths
+from imagebuild.platform import base_image as baseimage
+from imagebuild.platform import registry_auth as registryauth
+from imagebuild.platform.debian import install_engine, install_packages, require_root_debian
+from imagebuild.platform.processes import (
+    pid_alive,
+    read_pid,
+    start_background,
+    stop_pid,
+    wait_until,
+)
+from imagebuild.platform.registry import RegistryClient
 
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from imagebuild.account import ecr_region, is_ecr
-from imagebuild.baseimage import BaseRecipe, base_image_current
-from imagebuild.build import buildkitd_config
-from imagebuild.codebuildproject import codebuild_checks
-from imagebuild.config import Settings
-from imagebuild.debian import MIN_ENGINE_MAJOR
-from imagebuild.engine import Engine, EngineFacts
+from imagebuild.build.flow import buildkitd_config
+from imagebuild.ci.codebuild_project import codebuild_checks
+from imagebuild.ci.registry_login import ecr_region, is_ecr
+from imagebuild.engine.docker import Engine, EngineFacts
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Check, Printer, human_bytes
-from imagebuild.registry import RegistryClient, stored_credentials
+from imagebuild.plan.config import Settings
+from imagebuild.platform.base_image import BaseRecipe, base_image_current
+from imagebuild.platform.debian import MIN_ENGINE_MAJOR
+from imagebuild.platform.registry import RegistryClient, stored_credentials
 
 
 def engine_checks(
