@@ -30,7 +30,7 @@ from imagebuild.invoke_glue import (
     with_registry_auth,
 )
 from imagebuild.locks import compile as lock_files
-from imagebuild.plan.plan import BuildRequest, parse_platforms
+from imagebuild.plan.request import BuildRequest, parse_platforms
 from imagebuild.platform import debian
 from imagebuild.platform import local as local_platform
 

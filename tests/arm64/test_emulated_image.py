@@ -16,7 +16,7 @@ from python_on_whales import DockerClient
 
 from imagebuild.build.flow import build
 from imagebuild.plan.config import Settings
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 from imagebuild.platform.registry import Reference, RegistryClient
 from tests.smoke.conftest import built, post_json, running_service
 

@@ -13,10 +13,10 @@ import pytest
 from python_on_whales import DockerClient
 
 from imagebuild.build.flow import build, copy_tree
-from imagebuild.engine.docker import Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.report import BuildReport
 from imagebuild.plan.config import Settings, StatePaths
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 from imagebuild.platform import local as localplatform
 from imagebuild.platform import registry_auth as registryauth
 from imagebuild.platform import sandbox as sandbox_module
@@ -34,7 +34,7 @@ def copy_repository(destination: Path) -> Path:
 def _remove_test_images(settings: Settings) -> Iterator[None]:
     """Every image the tests tagged in the main engine goes at the end: CI disks are small."""
     yield
-    if not Engine(settings.docker_client).answers():
+    if not DockerEngine(settings.docker_client).answers():
         return
     docker_client = DockerClient(client_call=[settings.docker_client])
     tagged = [

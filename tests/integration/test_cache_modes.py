@@ -16,7 +16,7 @@ import pytest
 from imagebuild.build.flow import build
 from imagebuild.engine.report import BuildReport
 from imagebuild.plan.config import Settings
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import TEST_IMAGE, Sandbox
 

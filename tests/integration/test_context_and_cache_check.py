@@ -13,7 +13,7 @@ from imagebuild.build.cache_check import cache_check
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan.config import Settings
 from imagebuild.plan.context import ContextManifest
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import Sandbox
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from imagebuild.build.flow import build
-from imagebuild.engine.docker import BuildFailed
+from imagebuild.engine.run import BuildFailed
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan.config import Settings
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import BuildRunner
 

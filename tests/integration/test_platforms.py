@@ -15,7 +15,7 @@ import pytest
 from imagebuild.build.flow import build
 from imagebuild.errors import ImageBuildError
 from imagebuild.plan.config import Settings
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 from imagebuild.platform.registry import Reference, RegistryClient
 
 pytestmark = pytest.mark.docker

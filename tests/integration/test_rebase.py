@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.engine.docker import BuildFailed
+from imagebuild.engine.run import BuildFailed
 from imagebuild.plan.config import Settings
 from tests.smoke.conftest import pip_check
 

@@ -17,7 +17,7 @@ from python_on_whales import DockerClient, DockerException
 
 from imagebuild.build.flow import build
 from imagebuild.build.saved_image import SavedImage
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 from imagebuild.platform.registry import Reference, RegistryClient
 
 from .conftest import ROOT, TEST_IMAGE, AuthRegistry

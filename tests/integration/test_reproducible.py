@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagebuild.build.flow import build
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import Sandbox
 

@@ -13,7 +13,7 @@ import pytest
 
 from imagebuild.build.flow import build
 from imagebuild.plan.config import Settings
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 from imagebuild.platform import sandbox as sandbox_module
 
 from .conftest import TEST_IMAGE, AuthRegistry

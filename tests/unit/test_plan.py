@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,13 +10,11 @@ import pytest
 from imagebuild.errors import UsageError
 from imagebuild.plan.config import HostPackageSettings, Settings
 from imagebuild.plan.dockerfile import parse_stages
-from imagebuild.plan.plan import (
+from imagebuild.plan.plan import BuildPlan, CacheExporter, exports_cache, make_plan
+from imagebuild.plan.request import (
     BuildRequest,
-    inline_cache_source,
-    inline_fallback,
-    make_plan,
+    check_request,
     names_registry,
-    needs_cache_export,
     parse_build_args,
     parse_cache_spec,
     parse_platforms,
@@ -38,8 +35,9 @@ def plan(
     request: BuildRequest | None = None,
     host: HostPackageSettings | None = None,
     source_date_epoch: int | None = None,
+    exporter: CacheExporter | None = None,
     **kw: object,
-):
+) -> BuildPlan:
     return make_plan(
         settings(**kw),
         host or HostPackageSettings(),
@@ -47,6 +45,7 @@ def plan(
         STAGES,
         NOW,
         source_date_epoch=source_date_epoch,
+        exporter=exporter or CacheExporter(),
     )
 
 
@@ -208,13 +207,6 @@ def test_verbose_means_plain_progress_and_bad_progress_is_refused() -> None:
         plan(BuildRequest(progress="fancy"))
 
 
-def test_describe_is_the_equivalent_command_line() -> None:
-    text = plan(BuildRequest(cache_mode="registry", no_cache=True)).describe()
-    assert text.startswith("docker buildx build --file ")
-    assert "--target runtime" in text and "--no-cache" in text and "--load" in text
-    assert "ignore-error=true" in text
-
-
 def test_a_reproducible_build_leaves_inline_cache_metadata_out_and_keeps_a_registry_cache() -> None:
     inline = plan(BuildRequest(reproducible=True), source_date_epoch=1)
     assert "cache_to" not in inline.buildx_kwargs()
@@ -225,37 +217,55 @@ def test_a_reproducible_build_leaves_inline_cache_metadata_out_and_keeps_a_regis
 
 
 def test_only_caches_written_outside_the_image_need_an_exporting_builder() -> None:
-    assert needs_cache_export(plan(BuildRequest(cache_mode="registry")))
-    assert needs_cache_export(plan(BuildRequest(cache_mode="local")))
-    assert not needs_cache_export(plan(BuildRequest(cache_mode="inline")))
-    assert not needs_cache_export(plan(BuildRequest(cache_mode="none")))
+    def exports(request: BuildRequest) -> bool:
+        return exports_cache(settings(), check_request(settings(), request, STAGES))
+
+    assert exports(BuildRequest(cache_mode="registry"))
+    assert exports(BuildRequest(cache_mode="local"))
+    assert not exports(BuildRequest(cache_mode="inline"))
+    assert not exports(BuildRequest(cache_mode="none"))
+    assert exports(BuildRequest(cache_mode="none", cache_to=("type=local,dest=/tmp/c",)))
+
+
+def test_an_engine_that_exports_every_cache_changes_nothing() -> None:
+    registry = BuildRequest(cache_mode="registry")
+    assert plan(registry) == plan(registry, exporter=CacheExporter(containerd_store=True))
+    classic = CacheExporter(containerd_store=False, builder_problem="cannot pull")
+    assert plan(BuildRequest(), exporter=classic) == plan(BuildRequest())
 
 
 def test_the_inline_fallback_reads_the_pushed_image_and_keeps_registry_sources() -> None:
-    registry = plan(BuildRequest(cache_mode="registry", push=True, tags=("127.0.0.1:5000/x:ci",)))
-    source = inline_cache_source(registry, settings())
-    assert source == "127.0.0.1:5000/x:ci"
-    fallen = inline_fallback(registry, source, "cache fallback: why")
+    classic = CacheExporter(containerd_store=False, builder_problem="cannot pull moby/buildkit")
+    request = BuildRequest(cache_mode="registry", push=True, tags=("127.0.0.1:5000/x:ci",))
+    fallen = plan(request, exporter=classic)
     kwargs = fallen.buildx_kwargs()
     assert kwargs["cache_to"] == {"type": "inline"}
     assert kwargs["cache_from"] == [
         {"type": "registry", "ref": "127.0.0.1:5000/audiobook-tts:buildcache"},
         {"type": "registry", "ref": "127.0.0.1:5000/x:ci"},
     ]
-    assert fallen.cache_mode == "inline" and fallen.notes[-1] == "cache fallback: why"
-    local = plan(BuildRequest(cache_mode="local"))
-    assert inline_cache_source(local, settings()) == "127.0.0.1:5000/audiobook-tts:latest"
-    fallen_local = inline_fallback(local, "r/x:latest", "why")
+    assert fallen.cache_mode == "inline" and not fallen.builder
+    assert fallen.notes[-1] == (
+        "cache fallback: registry cache needs the containerd image store or a docker-container "
+        "builder, and the builder could not start (cannot pull moby/buildkit); building with "
+        "inline cache, read from 127.0.0.1:5000/x:ci"
+    )
+    fallen_local = plan(BuildRequest(cache_mode="local"), exporter=classic)
     assert fallen_local.local_cache is None
-    assert fallen_local.cache_from == ((("type", "registry"), ("ref", "r/x:latest")),)
+    assert fallen_local.cache_from == (
+        (("type", "registry"), ("ref", "127.0.0.1:5000/audiobook-tts:latest")),
+    )
 
 
 def test_a_docker_container_builder_is_named_and_pushes_and_loads_separately() -> None:
-    built = replace(plan(BuildRequest(push=True, load=True, tags=("r.io/x:1",))), builder="b")
+    request = BuildRequest(cache_mode="registry", push=True, load=True, tags=("r.io/x:1",))
+    built = plan(request, exporter=CacheExporter(containerd_store=False), builder_name="b")
     kwargs = built.buildx_kwargs()
     assert kwargs["builder"] == "b" and kwargs["push"] is True and kwargs["load"] is True
     assert "output" not in kwargs
+    assert kwargs["cache_to"]["type"] == "registry"
     assert "--builder b" in built.describe()
+    assert built.notes[-1].startswith("registry cache through the docker-container builder b (")
 
 
 def test_engines_become_a_build_arg_and_set_the_default_tag_apart() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild.plan.plan import image_flavour
+from imagebuild.plan.request import image_flavour
 from imagebuild.plan.target_platforms import (
     architecture,
     foreign,

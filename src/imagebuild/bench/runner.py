@@ -24,13 +24,13 @@ from imagebuild.bench.results import (
     write_outputs,
 )
 from imagebuild.build.flow import build, copy_tree
-from imagebuild.engine.docker import Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.progress import utc_now
 from imagebuild.engine.report import BuildReport
 from imagebuild.errors import UsageError
 from imagebuild.output import Printer
 from imagebuild.plan.config import Settings, StatePaths
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 from imagebuild.platform import sandbox as sandbox_module
 from imagebuild.platform.emulation import ensure_emulation
 
@@ -153,7 +153,7 @@ class Bench:
 
     def forget(self) -> None:
         """A fresh runner: the builder's cache (and the bench images) thrown away."""
-        engine = Engine.of(self.settings)
+        engine = DockerEngine.of(self.settings)
         engine.remove_images([f"{self.image(item)}:bench" for item in VARIANTS])
         # A fresh runner has no base image either; and with the containerd store a prune
         # can take snapshots a kept image still points at ("parent snapshot ... not found").
@@ -210,7 +210,7 @@ class Bench:
 
     def image_sizes(self) -> tuple[dict[str, int], dict[str, int]]:
         """Compressed and unpacked bytes of each build's image."""
-        engine = Engine.of(self.settings)
+        engine = DockerEngine.of(self.settings)
         compressed: dict[str, int] = {}
         unpacked: dict[str, int] = {}
         for variant in VARIANTS:
@@ -228,7 +228,7 @@ def machine_facts(settings: Settings) -> dict[str, str]:
             memory = f"{kilobytes / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    facts = Engine.of(settings).facts()
+    facts = DockerEngine.of(settings).facts()
     cores = str(os.cpu_count() or "?")
     return {
         "cores": cores,

@@ -19,7 +19,7 @@ from imagebuild.output import Printer, shorten
 from imagebuild.plan.config import Settings
 from imagebuild.plan.context import changed_files
 from imagebuild.plan.dockerfile import logical_lines
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 
 UNEXPLAINED = "not in the builder's cache (pruned, evicted, or never built with these inputs)"
 _INDEX = re.compile(r"^\[(?:\S+ )?(\d+)/\d+\]")

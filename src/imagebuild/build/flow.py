@@ -1,4 +1,5 @@
-"""`inv build`: plan, make sure the platform is up, run buildx, report."""
+"""`inv build`: the flags checked, the platform up, the plan made from the engine's facts, run
+on that engine, reported; and the commands that print what a build reads or leaves."""
 
 from __future__ import annotations
 
@@ -6,27 +7,22 @@ import contextlib
 import os
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
-from imagebuild.engine.docker import BuildFailed, Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.progress import utc_now
 from imagebuild.engine.report import BuildReport, append_history, read_history
+from imagebuild.engine.run import BuildFailed, run_build
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan.config import HostPackageSettings, Settings
 from imagebuild.plan.context import ContextManifest
 from imagebuild.plan.dockerfile import read_stages
-from imagebuild.plan.plan import (
-    BuildPlan,
-    BuildRequest,
-    inline_cache_source,
-    inline_fallback,
-    make_plan,
-    needs_cache_export,
-)
+from imagebuild.plan.plan import BuildPlan, CacheExporter, exports_cache, plan_build
+from imagebuild.plan.request import BuildChoices, BuildRequest, check_request, image_build_args
 from imagebuild.plan.target_platforms import architecture, missing_base_message, missing_platforms
-from imagebuild.platform import local as localplatform
+from imagebuild.platform import local
+from imagebuild.platform.local import platform_is_up
 from imagebuild.platform.registry import Reference, RegistryClient
 
 
@@ -51,22 +47,10 @@ def prepare_wheelhouse(settings: Settings, host: HostPackageSettings) -> Path | 
     return merged
 
 
-def plan_build(settings: Settings, request: BuildRequest) -> BuildPlan:
-    stages = read_stages(settings.dockerfile_path)
-    host = HostPackageSettings.current()
-    return make_plan(
-        settings,
-        host,
-        request,
-        stages,
-        now=utc_now(),
-        wheelhouse=prepare_wheelhouse(settings, host),
-        source_date_epoch=source_date_epoch(settings.root) if request.reproducible else None,
-    )
-
-
-def ensure_platform(settings: Settings, start: bool, printer: Printer) -> None:
-    if localplatform.platform_is_up(settings):
+def ensure_platform(
+    settings: Settings, engine: DockerEngine, start: bool, printer: Printer
+) -> None:
+    if platform_is_up(settings, engine):
         return
     if not start:
         raise ImageBuildError(
@@ -74,7 +58,7 @@ def ensure_platform(settings: Settings, start: bool, printer: Printer) -> None:
             "run `inv up` to start the local build platform"
         )
     printer("the build platform is not up; running `inv up` first")
-    localplatform.up(settings, printer)
+    local.up(settings, printer)
 
 
 def buildkitd_config(settings: Settings) -> Path:
@@ -90,38 +74,18 @@ def buildkitd_config(settings: Settings) -> Path:
     return path
 
 
-def fit_to_engine(settings: Settings, plan: BuildPlan, engine: Engine) -> BuildPlan:
-    """The plan as this engine can run it.
-
-    The docker driver on an engine with the classic image store exports no cache but inline.
-    A registry or local cache then goes through a docker-container builder; where that cannot
-    start (its BuildKit image cannot be pulled), the build falls back to inline cache read
-    from the pushed image, and the plan's notes say so and why, in one line.
-    """
-    if not needs_cache_export(plan) or engine.facts().containerd_store:
-        return plan
+def cache_exporter(
+    settings: Settings, choices: BuildChoices, engine: DockerEngine
+) -> CacheExporter:
+    """What the plan needs to know of the engine: whether it exports a registry or local
+    cache itself (the containerd image store), else whether a docker-container builder
+    starts to do it. Asked only of a build that exports such a cache."""
+    if not exports_cache(settings, choices) or engine.facts().containerd_store:
+        return CacheExporter()
     problem = engine.container_builder(
         settings.builder_name, settings.buildkit_image, buildkitd_config(settings)
     )
-    if problem is None:
-        return replace(
-            plan,
-            builder=settings.builder_name,
-            notes=(
-                *plan.notes,
-                f"{plan.cache_mode} cache through the docker-container builder "
-                f"{settings.builder_name} ({settings.buildkit_image}): the engine's classic "
-                "image store cannot export it",
-            ),
-        )
-    source = inline_cache_source(plan, settings)
-    return inline_fallback(
-        plan,
-        source,
-        f"cache fallback: {plan.cache_mode} cache needs the containerd image store or a "
-        f"docker-container builder, and the builder could not start ({problem}); "
-        f"building with inline cache, read from {source}",
-    )
+    return CacheExporter(containerd_store=False, builder_problem=problem)
 
 
 def _swap_local_cache(plan: BuildPlan) -> None:
@@ -145,7 +109,9 @@ def _discard_fresh_cache(plan: BuildPlan) -> None:
         shutil.rmtree(plan.local_cache[0], ignore_errors=True)
 
 
-def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> BuildReport:
+def execute_plan(
+    settings: Settings, plan: BuildPlan, engine: DockerEngine, printer: Printer
+) -> BuildReport:
     """Run a plan: progress on the terminal, the report printed and appended to the history."""
     for note in plan.notes:
         printer(f"note: {note}")
@@ -157,7 +123,7 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
     # Kept beside the log, so that `inv cache-check` can name the files that changed.
     plan.context_manifest_path.write_text(manifest.to_json(), encoding="utf-8")
     try:
-        report = Engine.of(settings).run_build(plan, printer)
+        report = run_build(engine, plan, printer)
     except BuildFailed as failed:
         _discard_fresh_cache(plan)
         append_history(settings.history_path, failed.report)
@@ -177,23 +143,30 @@ def execute_plan(settings: Settings, plan: BuildPlan, printer: Printer) -> Build
 def build(
     settings: Settings, request: BuildRequest, printer: Printer, start_platform: bool = True
 ) -> BuildReport:
-    """`inv build`: the one function the task calls."""
-    plan = plan_build(settings, request)
-    ensure_platform(settings, start_platform, printer)
-    check_platforms(settings, plan)
-    return execute_plan(settings, fit_to_engine(settings, plan, Engine.of(settings)), printer)
+    """`inv build`: the flags checked (before the platform is touched), the platform up, the
+    plan made once from the engine's facts, run on that one engine, and reported."""
+    epoch = source_date_epoch(settings.root) if request.reproducible else None
+    choices = check_request(settings, request, read_stages(settings.dockerfile_path), epoch)
+    host = HostPackageSettings.current()
+    wheelhouse = prepare_wheelhouse(settings, host)
+    engine = DockerEngine.of(settings)
+    ensure_platform(settings, engine, start_platform, printer)
+    check_platforms(settings, choices)
+    exporter = cache_exporter(settings, choices, engine)
+    plan = plan_build(settings, host, choices, utc_now(), wheelhouse, exporter)
+    return execute_plan(settings, plan, engine, printer)
 
 
-def check_platforms(settings: Settings, plan: BuildPlan) -> None:
+def check_platforms(settings: Settings, choices: BuildChoices) -> None:
     """Refuse, before building, a platform that the base or installer image lacks (BuildKit
     would otherwise take the other platform's layers and label them as asked), or that
     the torch variant has no lock for."""
-    if not plan.platforms:
+    if not choices.platforms:
         return
-    arguments = dict(plan.build_args)
+    arguments = image_build_args(settings, choices) | dict(choices.build_args)
     variant = arguments.get("TORCH_VARIANT", "cpu")
     requirements = settings.root / "requirements"
-    for platform in plan.platforms:
+    for platform in choices.platforms:
         arch = architecture(platform)
         if arch != "amd64" and not (requirements / f"torch-{variant}-{arch}.txt").exists():
             raise ImageBuildError(
@@ -208,7 +181,7 @@ def check_platforms(settings: Settings, plan: BuildPlan) -> None:
         have = client.platforms(reference.repository, reference.tag)
         if have is None:
             continue  # absent: the build says so in its own words
-        missing = missing_platforms(have, plan.platforms)
+        missing = missing_platforms(have, choices.platforms)
         if missing:
             raise ImageBuildError(missing_base_message(image, have, missing))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from imagebuild.build.flow import buildkitd_config
 from imagebuild.ci.codebuild_project import codebuild_checks
 from imagebuild.ci.registry_login import ecr_region, is_ecr
-from imagebuild.engine.docker import Engine, EngineFacts
+from imagebuild.engine.docker import DockerEngine, EngineFacts
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Check, Printer, human_bytes
 from imagebuild.plan.config import Settings
@@ -165,7 +165,7 @@ def run_doctor(settings: Settings, printer: Printer, codebuild_project: str = ""
             "inv up (Debian: docker-cli)",
         )
     )
-    engine = Engine.of(settings)
+    engine = DockerEngine.of(settings)
     if client and engine.answers():
         facts = engine.facts()
         problem = None

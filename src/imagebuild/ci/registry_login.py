@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import TextIO
 
-from imagebuild.engine.docker import Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.errors import ImageBuildError, UsageError
 from imagebuild.output import Printer
 from imagebuild.plan.config import Settings
@@ -52,7 +52,7 @@ def login_ecr(settings: Settings, printer: Printer) -> None:
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
         raise ImageBuildError(f"aws ecr get-login-password failed: {detail[0]}")
-    Engine.of(settings).login(settings.registry, "AWS", result.stdout.strip())
+    DockerEngine.of(settings).login(settings.registry, "AWS", result.stdout.strip())
     printer(f"logged in to {settings.registry}")
 
 
@@ -83,7 +83,7 @@ def login_password(
         raise ImageBuildError(
             f"cannot log in to {settings.registry}: the registry refused the password for {user}"
         )
-    Engine.of(settings).login(settings.registry, user, password)
+    DockerEngine.of(settings).login(settings.registry, user, password)
     printer(f"logged in to {settings.registry} as {user}")
 
 

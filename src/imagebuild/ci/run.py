@@ -21,7 +21,7 @@ from imagebuild.engine.report import BuildReport
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer, human_bytes
 from imagebuild.plan.config import Settings
-from imagebuild.plan.plan import BuildRequest
+from imagebuild.plan.request import BuildRequest
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from imagebuild.engine.progress import ProgressTracker, Vertex
 from imagebuild.output import human_bytes, shorten
+from imagebuild.plan.config import redact_url
+from imagebuild.plan.plan import BuildPlan
 
 SLOWEST_SHOWN = 5
 
@@ -157,6 +160,48 @@ def step_records(vertices: Sequence[Vertex]) -> tuple[StepRecord, ...]:
         )
         for vertex in vertices
     )
+
+
+def report_of(
+    plan: BuildPlan,
+    tracker: ProgressTracker,
+    started_at: datetime,
+    wall_seconds: float,
+    error: str | None,
+) -> tuple[BuildReport, tuple[str, ...]]:
+    """A build's report from its plan and progress; `error`: the engine's one line when the
+    call failed. With it, the failing step's last lines (empty for a success)."""
+    warnings = tuple(
+        line.removeprefix("WARNING: ") for line in tracker.texts if line.startswith("WARNING")
+    ) + tuple(tracker.warnings)
+    # An internal vertex that failed in a build that went on: an unreachable cache source
+    # (import) or destination (export with ignore-error). Worth a warning, not a failure.
+    warnings += tuple(
+        f"{vertex.name}: {vertex.error}"
+        for vertex in tracker.failed()
+        if not vertex.is_instruction and error is None
+    )
+    report = BuildReport(
+        target=plan.target,
+        tags=plan.tags,
+        cache_mode=plan.cache_mode,
+        started_at=started_at.isoformat(timespec="seconds"),
+        wall_seconds=wall_seconds,
+        succeeded=error is None,
+        steps=step_records(tracker.steps()),
+        context_bytes=tracker.context_bytes(),
+        log_path=str(plan.log_path),
+        context_manifest_path=str(plan.context_manifest_path),
+        warnings=warnings,
+        build_args=tuple((key, redact_url(value)) for key, value in plan.build_args),
+        downloaded_bytes=downloaded_bytes(tracker.steps()),
+    )
+    if error is None:
+        return report, ()
+    message, tail = failure_summary(tracker)
+    if not tracker.vertices and not tracker.texts:
+        message = error
+    return replace(report, error=message), tail
 
 
 def failure_summary(tracker: ProgressTracker) -> tuple[str, tuple[str, ...]]:

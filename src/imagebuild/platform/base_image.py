@@ -17,13 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imagebuild.engine.docker import Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.progress import utc_now
+from imagebuild.engine.run import run_build
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan.config import HostPackageSettings, Settings, StatePaths
 from imagebuild.plan.dockerfile import read_stages
-from imagebuild.plan.plan import BuildRequest, make_plan
+from imagebuild.plan.plan import make_plan
+from imagebuild.plan.request import BuildRequest
 from imagebuild.plan.target_platforms import (
     architecture,
     foreign,
@@ -281,7 +283,7 @@ def make_base_image(settings: Settings, recipe: BaseRecipe, printer: Printer) ->
     plan = make_plan(
         base_settings, HostPackageSettings(), request, read_stages(dockerfile), now=utc_now()
     )
-    report = Engine.of(settings).run_build(plan, printer)
+    report = run_build(DockerEngine.of(settings), plan, printer)
     for rootfs in tarballs:
         rootfs.unlink(missing_ok=True)
     printer(

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from imagebuild.engine.docker import Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan.config import Settings, StatePaths
@@ -104,7 +104,7 @@ def write_daemon_config(printer: Printer) -> None:
 
 
 def ensure_engine(settings: Settings, paths: StatePaths, printer: Printer) -> None:
-    engine = Engine.of(settings)
+    engine = DockerEngine.of(settings)
     if engine.answers():
         facts = engine.facts()
         if not facts.containerd_store:
@@ -196,7 +196,7 @@ def _log_in_locally(settings: Settings, printer: Printer) -> None:
     client = RegistryClient.for_settings(settings)
     if client.status() == 200:
         return  # the stored login works already
-    Engine.of(settings).login(
+    DockerEngine.of(settings).login(
         settings.registry, registryauth.REGISTRY_USER, registryauth.read_password(registry_paths)
     )
     printer(
@@ -219,9 +219,9 @@ def up(settings: Settings, printer: Printer, platforms: Sequence[str] = ()) -> N
     printer(f"platform up in {time.monotonic() - started:.1f}s")
 
 
-def platform_is_up(settings: Settings) -> bool:
-    """Cheap check used before a build: engine and registry answer."""
-    if not Engine.of(settings).answers():
+def platform_is_up(settings: Settings, engine: DockerEngine) -> bool:
+    """Cheap check used before a build: the build's engine and the registry answer."""
+    if not engine.answers():
         return False
     return not settings.registry_is_local or RegistryClient.for_settings(settings).answers()
 

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from imagebuild.engine.docker import Engine
+from imagebuild.engine.docker import DockerEngine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan.config import Settings
@@ -92,7 +92,7 @@ def daemon_config(box: SandboxEngine) -> dict[str, object]:
 
 def start(box: SandboxEngine, printer: Printer, fresh: bool = False) -> None:
     """Start the sandbox engine (wiping its data first when `fresh`); idempotent."""
-    engine = Engine(host=box.host)
+    engine = DockerEngine(host=box.host)
     if fresh:
         stop(box, printer)
         release_mounts((box.root, box.exec_root), printer)
