@@ -17,8 +17,8 @@ from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.report import BuildReport
 from imagebuild.plan.config import Settings, StatePaths
 from imagebuild.plan.request import BuildRequest
-from imagebuild.platform import local as localplatform
-from imagebuild.platform import registry_auth as registryauth
+from imagebuild.platform import local as local_platform
+from imagebuild.platform import registry_auth
 from imagebuild.platform import sandbox as sandbox_module
 from imagebuild.platform.processes import stop_pid
 
@@ -135,8 +135,8 @@ def auth_registry(
     os.environ["DOCKER_CONFIG"] = str(docker_config)
     auth_settings = replace(settings, registry="127.0.0.1:5444", registry_auth=True)
     try:
-        localplatform.ensure_registry(auth_settings, StatePaths(settings.state_dir), print)
-        password = registryauth.read_password(auth_settings.registry_paths)
+        local_platform.ensure_registry(auth_settings, StatePaths(settings.state_dir), print)
+        password = registry_auth.read_password(auth_settings.registry_paths)
         yield AuthRegistry(auth_settings, password, docker_config)
     finally:
         # The tests' own registry: its blobs (gigabytes of pushed images) go with the session.

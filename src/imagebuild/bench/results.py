@@ -1,6 +1,6 @@
 """What `inv bench` measures and reports: the scenarios and their targets, the results, the
 table, the chart, and publishing them in the README. Pure data and files; the runner that
-makes the builds is `bench.py`."""
+makes the builds is `runner.py`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`inv bench`: the runner that makes the scenarios' builds, for this build and the naive
-baseline (what it measures, and its report, are in `benchresults.py`).
+baseline (what it measures, and its report, are in `results.py`).
 
 Everything runs on a sandbox engine (wiped at the start) against a scratch copy of the
 repository, so that "cold" is really cold, and neither your engine's cache nor your work

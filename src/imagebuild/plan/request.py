@@ -1,7 +1,7 @@
 """What the person asked for, checked: flags parsed, defaults of the settings filled in.
 
 Every flag that can be wrong is refused here, before the platform is touched; the plan is then
-made from the checked choices and the engine's facts (`plan.py`).
+made from the checked choices and the engine's facts (`plan/plan.py`).
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ from imagebuild.engine.docker import DockerEngine
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
 from imagebuild.plan.config import Settings, StatePaths
-from imagebuild.platform import base_image as baseimage
-from imagebuild.platform import registry_auth as registryauth
+from imagebuild.platform import base_image, registry_auth
 from imagebuild.platform.debian import install_engine, install_packages, require_root_debian
 from imagebuild.platform.processes import (
     pid_alive,
@@ -166,9 +165,9 @@ def ensure_registry(settings: Settings, paths: StatePaths, printer: Printer) -> 
         require_root_debian("the local registry (Debian's docker-registry) is not installed")
         install_packages(["docker-registry"], paths, printer)
     if settings.registry_auth:
-        registryauth.ensure_tls(registry_paths, settings.registry, printer)
-        registryauth.ensure_htpasswd(registry_paths, paths, printer)
-        registryauth.trust_for_engine(registry_paths, settings.registry)
+        registry_auth.ensure_tls(registry_paths, settings.registry, printer)
+        registry_auth.ensure_htpasswd(registry_paths, paths, printer)
+        registry_auth.trust_for_engine(registry_paths, settings.registry)
     registry_paths.data.mkdir(parents=True, exist_ok=True)
     config = registry_config(settings)
     if not registry_paths.config.exists() or registry_paths.config.read_text() != config:
@@ -197,10 +196,10 @@ def _log_in_locally(settings: Settings, printer: Printer) -> None:
     if client.status() == 200:
         return  # the stored login works already
     DockerEngine.of(settings).login(
-        settings.registry, registryauth.REGISTRY_USER, registryauth.read_password(registry_paths)
+        settings.registry, registry_auth.REGISTRY_USER, registry_auth.read_password(registry_paths)
     )
     printer(
-        f"registry: logged the engine in as {registryauth.REGISTRY_USER} "
+        f"registry: logged the engine in as {registry_auth.REGISTRY_USER} "
         f"(password in {registry_paths.password})"
     )
 
@@ -214,8 +213,8 @@ def up(settings: Settings, printer: Printer, platforms: Sequence[str] = ()) -> N
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     ensure_engine(settings, paths, printer)
     ensure_registry(settings, paths, printer)
-    baseimage.ensure_base_image(settings, printer, platforms=platforms)
-    baseimage.ensure_installer_image(settings, printer)
+    base_image.ensure_base_image(settings, printer, platforms=platforms)
+    base_image.ensure_installer_image(settings, printer)
     printer(f"platform up in {time.monotonic() - started:.1f}s")
 
 
