@@ -6,7 +6,7 @@ from pathlib import Path
 
 from imagebuild.plan.context import ContextManifest, changed_files, is_ignored, parse_dockerignore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_allow_list_semantics() -> None:
@@ -54,7 +54,7 @@ def test_every_file_the_dockerfile_copies_is_in_the_context() -> None:
     and every one of them is sent: a lock left off the allow-list fails the build."""
     import re
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[4]
     sent = {item.path for item in ContextManifest.of(root).files}
     sources: list[str] = []
     for line in (root / "docker/tts/Dockerfile").read_text().splitlines():

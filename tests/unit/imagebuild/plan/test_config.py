@@ -9,7 +9,7 @@ import pytest
 from imagebuild.errors import UsageError
 from imagebuild.plan.config import HostPackageSettings, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_relative_paths_are_resolved_against_the_repository() -> None:

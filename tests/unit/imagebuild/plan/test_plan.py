@@ -20,7 +20,7 @@ from imagebuild.plan.request import (
     parse_platforms,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 STAGES = parse_stages((ROOT / "docker/tts/Dockerfile").read_text())
 

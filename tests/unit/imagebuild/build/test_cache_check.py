@@ -7,7 +7,7 @@ from pathlib import Path
 from imagebuild.build.cache_check import UNEXPLAINED, copy_sources, explain, stage_graph
 from imagebuild.engine.report import BuildReport, StepRecord
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 DOCKERFILE = (ROOT / "docker/tts/Dockerfile").read_text()
 NAMES = [
     ("base", "[base 2/2] RUN python3 -m venv /opt/venv"),

@@ -17,7 +17,7 @@ from imagebuild.plan.dockerfile import parse_stages
 from imagebuild.plan.plan import BuildPlan, CacheExporter, make_plan
 from imagebuild.plan.request import BuildRequest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 STAGES = parse_stages((ROOT / "docker/tts/Dockerfile").read_text())
 CLASSIC = CacheExporter(containerd_store=False)

@@ -11,7 +11,7 @@ from imagebuild.engine.docker import EngineFacts
 from imagebuild.output import Check
 from imagebuild.plan.config import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 SETTINGS = Settings.from_mapping({}, ROOT)
 
 

@@ -10,7 +10,7 @@ import pytest
 from imagebuild.ci.buildspec import codebuild_environment, parse_buildspec, run_buildspec
 from imagebuild.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def spec(phases: str, extra: str = "") -> str:

@@ -10,7 +10,7 @@ from imagebuild.build.cache_check import ancestors, stage_graph
 from imagebuild.errors import UsageError
 from imagebuild.plan.dockerfile import check_target, logical_lines, parse_stages, read_stages
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_project_dockerfile_stages_in_order() -> None:

@@ -11,7 +11,7 @@ import hcl2
 
 from imagebuild.ci.buildspec import parse_buildspec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def resources(kind: str) -> dict[str, Any]:
