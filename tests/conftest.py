@@ -14,6 +14,8 @@ from imagebuild.invoke_glue import settings_from
 from imagebuild.plan.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# The running image's fixtures (image, service) and helpers, shared by smoke, tts and arm64.
+pytest_plugins = ("tests.containers",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -18,7 +18,7 @@ from imagebuild.build.flow import build
 from imagebuild.plan.config import Settings
 from imagebuild.plan.request import BuildRequest
 from imagebuild.platform.registry import Reference, RegistryClient
-from tests.smoke.conftest import built, post_json, running_service
+from tests.containers import built, post_json, running_service
 
 pytestmark = pytest.mark.docker
 PLATFORM = "linux/arm64"

@@ -16,7 +16,7 @@ from python_on_whales import DockerClient
 
 from imagebuild.engine.run import BuildFailed
 from imagebuild.plan.config import Settings
-from tests.smoke.conftest import pip_check
+from tests.containers import pip_check
 
 from .conftest import BuildRunner, steps
 

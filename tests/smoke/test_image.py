@@ -17,8 +17,7 @@ from python_on_whales import DockerClient
 
 from imagebuild.build.saved_image import find_leaks
 from imagebuild.plan.config import HostPackageSettings
-
-from .conftest import Service, pip_check, post_json
+from tests.containers import Service, pip_check, post_json
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from imagebuild.plan.config import Settings
-from tests.smoke.conftest import built, image, service  # noqa: F401 - fixtures shared with smoke
+from tests.containers import built
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "build-logs" / "tts"

@@ -21,7 +21,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests import bookfiles
-from tests.smoke.conftest import Service, running_service, wait_for_health
+from tests.containers import Service, running_service, wait_for_health
 
 from .analysis import decode, mp3_frame_bitrates, noise_floor_db, peak_dbfs, quiet_edges, rms_db
 from .test_csm import make_tiny_model, readable

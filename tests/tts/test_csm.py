@@ -19,7 +19,7 @@ import soundfile
 from openai import OpenAI
 from python_on_whales import Container, DockerClient
 
-from tests.smoke.conftest import free_port, post_json, wait_for_health
+from tests.containers import free_port, post_json, wait_for_health
 
 pytestmark = pytest.mark.docker
 FORMATS = ("wav", "mp3", "flac", "opus", "pcm")

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from python_on_whales import DockerClient
 
-from tests.smoke.conftest import Service
+from tests.containers import Service
 
 from .analysis import decode
 from .conftest import Findings

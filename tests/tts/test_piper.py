@@ -14,7 +14,7 @@ import pytest
 from openai import OpenAI
 from python_on_whales import DockerClient
 
-from tests.smoke.conftest import post_json, running_service
+from tests.containers import post_json, running_service
 
 from .analysis import decode, noise_floor_db, peak_dbfs, rms_db
 from .conftest import Findings

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from python_on_whales import DockerClient
 
-from tests.smoke.conftest import Service, free_port, post_json, wait_for_health
+from tests.containers import Service, free_port, post_json, wait_for_health
 
 from .analysis import (
     clipped_fraction,

@@ -1,4 +1,5 @@
-"""The built image, started as a container for the smoke tests (real engine, no mocks)."""
+"""The built image, started as a container: the fixtures and helpers that the smoke, tts and
+arm64 tests share (a pytest plugin, loaded by tests/conftest.py; real engine, no mocks)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ import pytest
 from python_on_whales import Container, DockerClient
 
 from imagebuild.plan.config import Settings
-
-pytestmark = pytest.mark.docker
 
 
 @dataclass(frozen=True)
