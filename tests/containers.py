@@ -48,7 +48,7 @@ def wait_for_health(
                     return
         except (urllib.error.URLError, OSError):
             pass
-        container.reload()
+        container.reload()  # type: ignore[no-untyped-call]  # python-on-whales
         if container.state.status == "exited":
             break
         time.sleep(0.5)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from python_on_whales import DockerClient
@@ -61,7 +62,7 @@ def build_in(settings: Settings, docker_client: DockerClient) -> Iterator[BuildR
     """Build a scratch repository with the project's settings, under a test image name."""
     tags: list[str] = []
 
-    def run(root: Path, **request: object) -> BuildReport:
+    def run(root: Path, **request: Any) -> BuildReport:
         scratch_settings = replace(
             settings,
             root=root,

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,7 +67,7 @@ def forget(sandbox: Sandbox) -> Iterator[Forget]:
         docker_client.image.remove(leftovers, force=True)
 
 
-def run(settings: Settings, **request: object) -> BuildReport:
+def run(settings: Settings, **request: Any) -> BuildReport:
     request.setdefault("progress", "quiet")
     return build(settings, BuildRequest(**request), print, start_platform=False)
 

@@ -38,7 +38,7 @@ def derived_base(
 
 
 def layers(docker_client: DockerClient, tag: str) -> list[str]:
-    return list(docker_client.image.inspect(tag).root_fs.layers)
+    return list(docker_client.image.inspect(tag).root_fs.layers or [])
 
 
 def speaks(docker_client: DockerClient, tag: str) -> dict[str, object]:

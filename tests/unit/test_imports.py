@@ -160,8 +160,9 @@ def test_project_modules_are_imported_at_the_top_of_the_file_only() -> None:
     for name, tree in trees.items():
         top = set(map(id, tree.body))
         for node in ast.walk(tree):
-            is_import = isinstance(node, ast.Import | ast.ImportFrom)
-            if is_import and id(node) not in top and imported(node, name, known):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if id(node) not in top and imported(node, name, known):
                 late.append(f"{name}:{node.lineno}")
     assert late == []
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagebuild.build.cache_check import UNEXPLAINED, copy_sources, explain, stage_graph
+from imagebuild.build.cache_check import (
+    UNEXPLAINED,
+    StepVerdict,
+    copy_sources,
+    explain,
+    stage_graph,
+)
 from imagebuild.engine.report import BuildReport, StepRecord
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -51,7 +57,7 @@ def report(
     )
 
 
-def reasons(verdicts: list) -> dict[str, str]:
+def reasons(verdicts: list[StepVerdict]) -> dict[str, str]:
     return {v.name.split("]")[0] + "]": v.reason for v in verdicts if not v.cached}
 
 
