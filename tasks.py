@@ -227,7 +227,7 @@ def context(c: Context, json: bool = False) -> None:
     help={
         "scenarios": f"comma-separated subset of: {', '.join(bench_results.SCENARIOS)} (default: all)",
         "n": "runs per scenario and build (the table shows the median, min and max)",
-        "publish": "copy the table and chart into README.md and docs/bench/",
+        "publish": "copy the table and chart into docs/bench.md and docs/bench/",
         "keep_engine": "leave the sandbox engine running afterwards",
         "variant": "which image: cpu (CPU torch, espeak), cuda-csm (CUDA torch, espeak and "
         "CSM: the image users ship; gigabytes of wheels, an hour on 2 cores) or arm64 (the "

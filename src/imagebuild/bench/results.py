@@ -288,25 +288,24 @@ def _empty(scenario: str) -> ScenarioResult:
 
 
 def publish(result_dir: Path, root: Path, printer: Printer) -> None:
-    """Copy a bench report's table and chart into the README, between the markers of its
+    """Copy a bench report's table and chart into docs/bench.md, between the markers of its
     image variant (`<!-- bench:cpu:start -->`, `<!-- bench:cuda-csm:start -->`)."""
     data = json.loads((result_dir / "bench.json").read_text(encoding="utf-8"))
     variant = str(data.get("image_variant", "cpu"))
-    readme = root / "README.md"
+    page = root / "docs" / "bench.md"
     docs = root / "docs" / "bench"
+    table = (result_dir / "bench.md").read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    start, end = f"<!-- bench:{variant}:start -->", f"<!-- bench:{variant}:end -->"
+    if start not in text or end not in text:
+        raise UsageError(f"docs/bench.md has no {start} ... {end} block to replace")
     docs.mkdir(parents=True, exist_ok=True)
     (docs / f"{variant}.png").write_bytes((result_dir / "bench.png").read_bytes())
     (docs / f"{variant}.json").write_text((result_dir / "bench.json").read_text())
-    table = (result_dir / "bench.md").read_text(encoding="utf-8")
-    text = readme.read_text(encoding="utf-8")
-    start, end = f"<!-- bench:{variant}:start -->", f"<!-- bench:{variant}:end -->"
-    if start not in text or end not in text:
-        raise UsageError(f"README.md has no {start} ... {end} block to replace")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     block = (
-        f"{start}\n{table}\n![{variant} image build time by scenario](docs/bench/{variant}.png)"
-        f"\n{end}"
+        f"{start}\n{table}\n![{variant} image build time by scenario](bench/{variant}.png)\n{end}"
     )
-    readme.write_text(head + block + tail, encoding="utf-8")
-    printer(f"README.md and docs/bench/{variant}.* updated from {result_dir}")
+    page.write_text(head + block + tail, encoding="utf-8")
+    printer(f"docs/bench.md and docs/bench/{variant}.* updated from {result_dir}")
