@@ -22,6 +22,7 @@ from imagebuild.build.cache_check import cache_check as check_cache
 from imagebuild.ci import registry_login
 from imagebuild.ci import run as ci_run
 from imagebuild.ci.doctor import run_doctor
+from imagebuild.docs.settings_table import write_settings_table
 from imagebuild.invoke_glue import (
     clear_errors,
     say,
@@ -213,6 +214,13 @@ def cache_check(c: Context, target: str = "", cache: str = "", no_up: bool = Fal
     """Rebuild with no change and say which steps hit the cache and why the others did not."""
     request = BuildRequest(target=target or None, cache_mode=cache or None)
     check_cache(settings_from(c.config), request, say, start_platform=not no_up)
+
+
+@task
+@clear_errors
+def settings_table(c: Context) -> None:
+    """Write the README's table of every setting (INVOKE_IMAGEBUILD_*, AUDIOBOOK_TTS_*) from the code."""
+    write_settings_table(settings_from(c.config).root, say)
 
 
 @task(help={"json": "print {path: sha256} instead of a listing"})

@@ -6,6 +6,7 @@ engine/          running a plan: the Docker adapter (python-on-whales), progress
 platform/        the machine: engine and registry (`inv up`), base image, Debian, emulation
 build/           `inv build`: flags -> plan -> run -> report; the cache check; saved images
 locks/           `inv lock` and the lock freshness check
+docs/            the README's table of every setting, generated from the code
 ci/              `inv ci`, the CodeBuild buildspec and project, `inv doctor`, `inv login`
 bench/           `inv bench`: the scenarios, the runner, the published report
 invoke_glue      the edge to tasks.py: settings from Invoke's config, errors as one line

@@ -18,6 +18,7 @@ IMAGEBUILD_LAYERS = (
     ("imagebuild.platform",),
     ("imagebuild.build",),
     ("imagebuild.locks",),
+    ("imagebuild.docs",),
     ("imagebuild.ci",),
     ("imagebuild.bench",),
     ("imagebuild.invoke_glue",),

@@ -28,22 +28,33 @@ class Settings:
     """Project defaults: the `imagebuild` section of the Invoke configuration."""
 
     root: Path
+    # The image's name (the repository; tags say its flavour: latest, cuda-espeak-csm, ...).
     image: str = "audiobook-tts"
+    # Where images and the registry cache are pushed (the local one: `inv up` starts it).
     registry: str = "127.0.0.1:5000"
     base_image: str = "127.0.0.1:5000/audiobook-tts/base:bookworm"
     # What the package layers are installed on: pinned, so that a new base rebases them.
     # Empty: the base itself (every new base then reinstalls every package).
     installer_image: str = "127.0.0.1:5000/audiobook-tts/base:installer-py3.11"
+    # The Debian release and mirror the base image is made from (mmdebstrap).
     base_suite: str = "bookworm"
+    # The Debian mirror the base image's packages come from.
     base_mirror: str = "http://deb.debian.org/debian"
+    # The PyTorch build in the image: cpu, or cuda (the GPU image; its own lock).
     torch_variant: str = "cpu"
     # Comma-separated: which engines' libraries the image holds (espeak needs none of its own).
     engines: str = "espeak"
+    # The service image's Dockerfile, relative to the repository.
     dockerfile: Path = Path("docker/tts/Dockerfile")
+    # The stage `inv build` builds (`inv stages` lists them).
     target: str = "runtime"
+    # Cache mode: none, inline, local or registry.
     cache: str = "inline"
+    # The platform's pids, logs, registry data and local cache.
     state_dir: Path = Path("/var/lib/audiobook-tts")
+    # Build logs, reports (history.jsonl) and bench results, relative to the repository.
     log_dir: Path = Path("build-logs")
+    # The docker client binary python-on-whales runs.
     docker_client: str = "docker"
     # Empty: the engine DOCKER_HOST or the docker context names; else e.g. unix:///path.sock
     docker_host: str = ""
@@ -56,6 +67,7 @@ class Settings:
     # classic image store). Pinned by digest; point it at a mirror where Docker Hub is out
     # of reach (an ECR pull-through cache, a registry of your own).
     buildkit_image: str = "moby/buildkit:v0.13.2@sha256:9194b5ec1be368f41c516df7f93f7f540630ea06136056b2ffebb62226ed4ad6"
+    # The name of that docker-container builder.
     builder_name: str = "audiobook-tts"
     # A local registry with htpasswd and TLS (a CA the project makes, trusted by the engine
     # only), like ECR: anonymous pushes are refused. `inv up --registry-auth` turns it on.
