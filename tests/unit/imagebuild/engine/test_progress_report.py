@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,22 @@ from imagebuild.engine.report import (
     read_history,
     step_records,
 )
+from imagebuild.engine.report import report_of as report_of_run
+from imagebuild.plan.config import HostPackageSettings, Settings
+from imagebuild.plan.dockerfile import parse_stages
+from imagebuild.plan.plan import make_plan
+from imagebuild.plan.request import BuildRequest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[4]
+NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
+PLAN = make_plan(
+    Settings.from_mapping({}, ROOT),
+    HostPackageSettings(index_url="https://user:secret@mirror.example/simple"),
+    BuildRequest(),
+    parse_stages((ROOT / "docker/tts/Dockerfile").read_text()),
+    NOW,
+)
 
 
 def track(name: str) -> ProgressTracker:
@@ -201,3 +216,26 @@ def test_a_rerun_after_the_race_reports_what_the_first_attempt_built() -> None:
     assert merged.wall_seconds == 52.0 and merged.downloaded_bytes == 1000
     assert merged.started_at == first.started_at
     assert merged.warnings == ("ran again",)
+
+
+def test_the_report_of_a_run_is_made_from_its_plan_and_its_progress() -> None:
+    report, tail = report_of_run(PLAN, track("cold-build.rawjson"), NOW, 12.5, None)
+    assert report.succeeded and report.error is None and tail == ()
+    assert (report.target, report.tags, report.cache_mode) == (
+        PLAN.target,
+        PLAN.tags,
+        PLAN.cache_mode,
+    )
+    assert (report.steps_total, report.steps_cached, report.wall_seconds) == (10, 0, 12.5)
+    assert report.started_at == "2026-11-21T08:00:00+00:00"
+    assert report.log_path == str(PLAN.log_path)
+    assert dict(report.build_args)["PIP_INDEX_URL"] == "https://***@mirror.example/simple"
+
+
+def test_a_failed_run_is_reported_by_its_step_or_else_by_the_engines_line() -> None:
+    failed, tail = report_of_run(PLAN, track("failed-run.rawjson"), NOW, 1.0, "exit status 1")
+    assert not failed.succeeded
+    assert (failed.error or "").startswith("step [2/2] RUN echo preparing")
+    assert tail[-1] == "boom"
+    silent, _ = report_of_run(PLAN, ProgressTracker(), NOW, 0.1, "Cannot connect to the daemon")
+    assert (silent.succeeded, silent.error) == (False, "Cannot connect to the daemon")
