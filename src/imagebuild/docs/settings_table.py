@@ -32,16 +32,16 @@ _SERVICE_VARIABLE = re.compile(r"^AUDIOBOOK_TTS_[A-Z0-9_]+$")
 # holds no comment above these fields). Only words: which settings there are, and their
 # defaults, come from the code; an entry for a setting the code no longer reads fails a test.
 SERVICE_MEANINGS = {
-    "AUDIOBOOK_TTS_HOST": "address the HTTP server listens on (the image sets 0.0.0.0)",
-    "AUDIOBOOK_TTS_PORT": "port the HTTP server listens on",
-    "AUDIOBOOK_TTS_MAX_INPUT": "longest `input` of one speech request, in characters (400 beyond)",
-    "AUDIOBOOK_TTS_MAX_CONCURRENCY": "syntheses that run at once (more wait in the queue)",
-    "AUDIOBOOK_TTS_MAX_BODY_BYTES": "largest request body read (413 beyond, before it is read)",
-    "AUDIOBOOK_TTS_CSM_VOICES": "a directory of reference clips: the csm engine's voices",
-    "AUDIOBOOK_TTS_DEVICE": "the csm engine's torch device (empty: cuda when torch sees one, else cpu)",
-    "AUDIOBOOK_TTS_MAX_BOOK_BYTES": "largest book accepted, in bytes",
-    "AUDIOBOOK_TTS_IMAGE_ENGINES": "set by the image's build: the engines it holds (what "
-    "AUDIOBOOK_TTS_ENGINES defaults to)",
+    "AUDIOBOOK_TTS_HOST": "The address the HTTP server listens on (the image sets 0.0.0.0).",
+    "AUDIOBOOK_TTS_PORT": "The port the HTTP server listens on.",
+    "AUDIOBOOK_TTS_MAX_INPUT": "The longest `input` of one speech request, in characters (400 beyond).",
+    "AUDIOBOOK_TTS_MAX_CONCURRENCY": "Syntheses that run at once (more wait in the queue).",
+    "AUDIOBOOK_TTS_MAX_BODY_BYTES": "The largest request body read (413 beyond, before it is read).",
+    "AUDIOBOOK_TTS_CSM_VOICES": "A directory of reference clips: the csm engine's voices.",
+    "AUDIOBOOK_TTS_DEVICE": "The csm engine's torch device (empty: cuda when torch sees one, else cpu).",
+    "AUDIOBOOK_TTS_MAX_BOOK_BYTES": "The largest book accepted, in bytes.",
+    "AUDIOBOOK_TTS_IMAGE_ENGINES": "Set by the image's build: the engines it holds (what "
+    "AUDIOBOOK_TTS_ENGINES defaults to).",
 }
 
 

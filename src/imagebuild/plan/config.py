@@ -36,7 +36,7 @@ class Settings:
     # What the package layers are installed on: pinned, so that a new base rebases them.
     # Empty: the base itself (every new base then reinstalls every package).
     installer_image: str = "127.0.0.1:5000/audiobook-tts/base:installer-py3.11"
-    # The Debian release and mirror the base image is made from (mmdebstrap).
+    # The Debian release the base image is made from (mmdebstrap).
     base_suite: str = "bookworm"
     # The Debian mirror the base image's packages come from.
     base_mirror: str = "http://deb.debian.org/debian"
