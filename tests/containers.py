@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ def service(docker_client: DockerClient, image: str) -> Iterator[Service]:
 
 
 def post_json(
-    url: str, payload: dict[str, object], timeout: float = 60.0
+    url: str, payload: Mapping[str, object], timeout: float = 60.0
 ) -> tuple[int, str, bytes]:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
