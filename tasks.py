@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from imagebuild.bench import results as bench_results
 from imagebuild.bench import runner as bench_runner
-from imagebuild.build import flow
+from imagebuild.build import flow, records
 from imagebuild.build.cache_check import cache_check as check_cache
 from imagebuild.ci import registry_login
 from imagebuild.ci import run as ci_run
@@ -171,7 +171,7 @@ def lock(
 @clear_errors
 def stages(c: Context) -> None:
     """List the stages of docker/tts/Dockerfile, read from the file itself."""
-    flow.print_stages(settings_from(c.config), say)
+    records.print_stages(settings_from(c.config), say)
 
 
 @task(
@@ -200,7 +200,7 @@ def login(
 @clear_errors
 def history(c: Context, last: int = 5, json: bool = False) -> None:
     """Show the reports of the last builds, from build-logs/history.jsonl."""
-    flow.print_history(settings_from(c.config), last, json, say)
+    records.print_history(settings_from(c.config), last, json, say)
 
 
 @task(
@@ -228,7 +228,7 @@ def settings_table(c: Context) -> None:
 @clear_errors
 def context(c: Context, json: bool = False) -> None:
     """List the files and bytes the build context sends (after .dockerignore)."""
-    flow.print_context(settings_from(c.config), json, say)
+    records.print_context(settings_from(c.config), json, say)
 
 
 @task(

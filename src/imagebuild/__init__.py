@@ -4,7 +4,7 @@ errors, output   the one error type and what is printed for people (every room u
 plan/            what to build: settings, Dockerfile, context, target platforms, the buildx call
 engine/          running a plan: the Docker adapter (python-on-whales), progress, log, report
 platform/        the machine: engine and registry (`inv up`), base image, Debian, emulation
-build/           `inv build`: flags -> plan -> run -> report; the cache check; saved images
+build/           `inv build`: flags -> plan -> run -> report; records, the cache check
 locks/           `inv lock` and the lock freshness check
 docs/            the README's table of every setting, generated from the code
 ci/              `inv ci`, the CodeBuild buildspec and project, `inv doctor`, `inv login`

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.build.flow import build, copy_tree
+from imagebuild.build.flow import build
+from imagebuild.build.scratch_copy import copy_tree
 from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.report import BuildReport
 from imagebuild.plan.config import Settings, StatePaths

@@ -23,7 +23,8 @@ from imagebuild.bench.results import (
     image_variant,
     write_outputs,
 )
-from imagebuild.build.flow import build, copy_tree
+from imagebuild.build.flow import build
+from imagebuild.build.scratch_copy import copy_tree
 from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.progress import utc_now
 from imagebuild.engine.report import BuildReport

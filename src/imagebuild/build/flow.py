@@ -1,5 +1,5 @@
 """`inv build`: the flags checked, the platform up, the plan made from the engine's facts, run
-on that engine, reported; and the commands that print what a build reads or leaves."""
+on that engine, reported."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from imagebuild.engine.docker import DockerEngine
 from imagebuild.engine.progress import utc_now
-from imagebuild.engine.report import BuildReport, append_history, read_history
+from imagebuild.engine.report import BuildReport, append_history
 from imagebuild.engine.run import BuildFailed, run_build
 from imagebuild.errors import ImageBuildError
 from imagebuild.output import Printer
@@ -197,65 +197,3 @@ def source_date_epoch(root: Path) -> int | None:
         )
         return int(result.stdout.strip())
     return None
-
-
-def print_stages(settings: Settings, printer: Printer) -> None:
-    for stage in read_stages(settings.dockerfile_path):
-        marker = " (default target)" if stage.name == settings.target else ""
-        printer(f"{stage.name:<14} FROM {stage.base}  (line {stage.line}){marker}")
-
-
-def print_history(settings: Settings, last: int, as_json: bool, printer: Printer) -> None:
-    reports = read_history(settings.history_path)
-    if not reports:
-        printer(f"no builds recorded yet in {settings.history_path}")
-        return
-    for report in reports[-max(1, last) :]:
-        if as_json:
-            printer(report.to_json())
-            continue
-        printer(f"{report.started_at}")
-        for line in report.summary_lines():
-            printer(f"  {line}")
-
-
-def print_context(settings: Settings, as_json: bool, printer: Printer) -> None:
-    manifest = ContextManifest.of(settings.root)
-    if as_json:
-        printer(manifest.to_json())
-        return
-    for item in manifest.files:
-        printer(f"{item.size:>10,d}  {item.path}")
-    printer(
-        f"{len(manifest.files)} files, {manifest.total_bytes:,d} bytes would be sent "
-        f"(.dockerignore is an allow-list)"
-    )
-
-
-def copy_tree(root: Path, destination: Path) -> Path:
-    """Tracked and untracked-but-not-ignored files: what a clone plus local edits holds."""
-    listed = (
-        subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        source = root / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
