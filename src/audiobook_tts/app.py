@@ -27,6 +27,7 @@ from audiobook_tts import __version__
 from audiobook_tts.books.jobs import BookJobs
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
+from audiobook_tts.listening.listener import Listener
 from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
 from audiobook_tts.routers import books, chapters, health, speech
@@ -108,7 +109,9 @@ async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
             await anyio.sleep(BOOK_POLL_SECONDS)  # still loading (csm): the job waits
             continue
         try:
-            await synthesis.in_thread(jobs.run, job_id, synthesis.engines.__getitem__)
+            await synthesis.in_thread(
+                jobs.run, job_id, synthesis.engines.__getitem__, synthesis.listener
+            )
         except Exception as error:  # a job that cannot even start must not stop the service
             print(f"error: book job {job_id}: {error}", file=sys.stderr, flush=True)
             with suppress(OSError, ValueError):
@@ -121,9 +124,12 @@ def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
     on_load_failure: Callable[[str], None] = stop_the_service,
+    listener: Listener | None = None,
 ) -> FastAPI:
+    """The service over `settings`' engines; `listener` (loaded by the caller, as `serve`
+    does before the server starts) hears chapters and books as they are made."""
     settings = settings or ServiceSettings.from_environ()
-    synthesis = Synthesis(settings)
+    synthesis = Synthesis(settings, listener)
     jobs = BookJobs(Path(settings.data), settings.max_book_bytes) if settings.data else None
 
     async def load(name: str) -> None:

@@ -37,6 +37,7 @@ from audiobook_tts.books.making import (
 from audiobook_tts.books.reading import BOOK_SUFFIXES, Book, read_book
 from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon, LexiconError
+from audiobook_tts.listening.listener import Hearing
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 CANCELLED, DELETED = "cancelled", "deleted"
@@ -59,6 +60,8 @@ class JobOptions:
     speed: float = 1.0
     chapters: str = ""
     footnotes: str = ""
+    # Hear each chapter as it is made (where the service has a listener).
+    check: bool = True
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,9 @@ class BookJobs:
         engine = str(options.get("engine", "")) if isinstance(options, dict) else ""
         return str(unfinished[0]["id"]), engine
 
-    def run(self, job_id: str, engine_for: Callable[[str], Engine]) -> str:
+    def run(
+        self, job_id: str, engine_for: Callable[[str], Engine], listener: Hearing | None = None
+    ) -> str:
         """Make the job's book; returns its status after (`running` when the service stops)."""
         folder = self.jobs / job_id
         with self.lock:
@@ -279,11 +284,12 @@ class BookJobs:
                 book,
                 planned,
                 engine,
-                BookRequest(options.voice, options.speed),
+                BookRequest(options.voice, options.speed, check=options.check),
                 self.store,
                 folder / "files",
                 on_progress=on_progress,
                 should_stop=lambda: self.stopping.is_set() or job_id in self.cancelled,
+                listener=listener,
             )
         except Cancelled:
             with self.lock:
@@ -300,6 +306,8 @@ class BookJobs:
             record = _read_record(folder)
             record["status"] = DONE
             record["meets_acx"] = description["meets_acx"]
+            check = description.get("check")
+            record["check_passed"] = check.get("passed") if isinstance(check, dict) else None
             # Of this run: a resumed job finds the chapters made before it stopped.
             record["chapters_found_made"] = last[0].chapters_found_made if last else 0
             _write_record(folder, record)

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagebuild.errors import UsageError
-from imagebuild.plan.config import CACHE_MODES, IMAGE_ENGINES, PROGRESS_MODES, Settings
+from imagebuild.plan.config import (
+    CACHE_MODES,
+    DEFAULT_ENGINES,
+    IMAGE_ENGINES,
+    PROGRESS_MODES,
+    Settings,
+)
 from imagebuild.plan.dockerfile import Stage, check_target
 from imagebuild.plan.target_platforms import architecture, foreign
 
@@ -155,11 +161,14 @@ def parse_engines(text: str | tuple[str, ...]) -> tuple[str, ...]:
 def image_flavour(
     variant: str, engines: tuple[str, ...], platforms: tuple[str, ...] = (), machine: str = ""
 ) -> str:
-    """The default tag: `latest` for the CPU espeak image, else what sets it apart; one
+    """The default tag: `latest` for the default CPU image (espeak and piper), else what sets
+    it apart; one
     platform other than the host's is named too (`latest-arm64`), so it never takes the
     host image's tag."""
     flavour = (
-        "latest" if variant == "cpu" and engines == ("espeak",) else "-".join((variant, *engines))
+        "latest"
+        if variant == "cpu" and engines == DEFAULT_ENGINES
+        else "-".join((variant, *engines))
     )
     if len(platforms) == 1 and foreign(platforms, machine or None):
         flavour = f"{flavour}-{architecture(platforms[0])}"

@@ -38,14 +38,17 @@ def test_what_an_amd64_only_base_lacks_is_named_in_one_line() -> None:
 
 
 def test_an_image_for_another_architecture_gets_a_tag_of_its_own() -> None:
-    assert image_flavour("cpu", ("espeak",), ("linux/arm64",), "x86_64") == "latest-arm64"
+    assert image_flavour("cpu", ("espeak", "piper"), ("linux/arm64",), "x86_64") == "latest-arm64"
     assert image_flavour("cpu", ("espeak", "csm"), ("linux/arm64",), "x86_64") == (
         "cpu-espeak-csm-arm64"
     )
-    assert image_flavour("cpu", ("espeak",), ("linux/amd64",), "x86_64") == "latest"
-    assert image_flavour("cpu", ("espeak",), ("linux/arm64",), "aarch64") == "latest"
+    assert image_flavour("cpu", ("espeak", "piper"), ("linux/amd64",), "x86_64") == "latest"
+    assert image_flavour("cpu", ("espeak", "piper"), ("linux/arm64",), "aarch64") == "latest"
     # One index for both platforms keeps the plain tag.
-    assert image_flavour("cpu", ("espeak",), ("linux/amd64", "linux/arm64"), "x86_64") == "latest"
+    assert (
+        image_flavour("cpu", ("espeak", "piper"), ("linux/amd64", "linux/arm64"), "x86_64")
+        == "latest"
+    )
 
 
 def test_oci_platform_fields_name_a_platform() -> None:
