@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,11 @@ from audiobook_tts import __version__
 from audiobook_tts.books.jobs import BookJobs
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
-from audiobook_tts.listening.listener import Listener
+from audiobook_tts.listening.checkjobs import CheckJobs
+from audiobook_tts.listening.listener import Hearing
 from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
-from audiobook_tts.routers import books, chapters, health, speech
+from audiobook_tts.routers import books, chapters, checks, health, speech
 from audiobook_tts.synthesis import Synthesis
 
 # Loaded after the server starts: minutes on a CPU for a real model.
@@ -124,13 +126,18 @@ def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
     on_load_failure: Callable[[str], None] = stop_the_service,
-    listener: Listener | None = None,
+    listener: Hearing | None = None,
 ) -> FastAPI:
     """The service over `settings`' engines; `listener` (loaded by the caller, as `serve`
     does before the server starts) hears chapters and books as they are made."""
     settings = settings or ServiceSettings.from_environ()
     synthesis = Synthesis(settings, listener)
     jobs = BookJobs(Path(settings.data), settings.max_book_bytes) if settings.data else None
+    check_jobs = (
+        CheckJobs(Path(settings.data), settings.max_book_bytes, settings.max_check_seconds)
+        if settings.data and listener is not None
+        else None
+    )
 
     async def load(name: str) -> None:
         try:
@@ -148,18 +155,32 @@ def create_app(
                     await load(name)
             if jobs is not None:
                 background.start_soon(work_books, jobs, synthesis)
+            if check_jobs is not None and listener is not None:
+                # The one loop that hears checks, in a thread of its own (not counted against
+                # the synthesis limit: it hears, it does not speak).
+                background.start_soon(
+                    partial(anyio.to_thread.run_sync, abandon_on_cancel=True),
+                    check_jobs.work,
+                    listener,
+                )
             yield
             if jobs is not None:
                 jobs.stopping.set()  # a running book stops at its next sentence, resumable
+            if check_jobs is not None:
+                check_jobs.stopping.set()  # a running check stops after its chapter
             background.cancel_scope.cancel()
 
     app = FastAPI(title="audiobook-tts", version=__version__, lifespan=lifespan)
     app.state.synthesis = synthesis
     app.state.book_jobs = jobs
+    app.state.check_jobs = check_jobs
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
-        limits={"/v1/audiobook/books": settings.max_book_bytes + FORM_ALLOWANCE},
+        limits={
+            "/v1/audiobook/books": settings.max_book_bytes + FORM_ALLOWANCE,
+            "/v1/audiobook/checks": settings.max_book_bytes + FORM_ALLOWANCE,
+        },
     )
 
     @app.exception_handler(StarletteHTTPException)
@@ -182,6 +203,7 @@ def create_app(
     app.include_router(speech.router)
     app.include_router(chapters.router)
     app.include_router(books.router)
+    app.include_router(checks.router)
 
     def openapi_document() -> dict[str, Any]:
         if app.openapi_schema is not None:
