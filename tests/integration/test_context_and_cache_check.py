@@ -74,4 +74,4 @@ def test_cache_check_fails_when_the_builder_forgot(sandbox: Sandbox, scratch_rep
     lines: list[str] = []
     with pytest.raises(ImageBuildError, match="missed the cache although nothing"):
         cache_check(local, request, lines.append, start_platform=False)
-    assert "not in the builder's cache" in "\n".join(lines)
+    assert "not in the builder's cache" in "\n".join(lines), lines
