@@ -24,7 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
-from audiobook_tts.books.jobs import BookJobs
+from audiobook_tts.books.jobs import BookJobs, JobStore
+from audiobook_tts.books.worker import EmbeddedWorker, LocalQueue
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
 from audiobook_tts.openapi import patch
@@ -34,7 +35,6 @@ from audiobook_tts.synthesis import Synthesis
 
 # Loaded after the server starts: minutes on a CPU for a real model.
 BACKGROUND_ENGINES = ("csm",)
-BOOK_POLL_SECONDS = 0.5
 # A book upload's form carries a lexicon and the fields beside the book.
 FORM_ALLOWANCE = 2 * 1024 * 1024
 Loader = Callable[[str, ServiceSettings], Engine]
@@ -89,34 +89,6 @@ def stop_the_service(message: str) -> None:
     os._exit(3)
 
 
-async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
-    """The one book worker: the oldest unfinished job, once its engine has loaded, in a
-    thread counted against the running limit; a job left by a stopped service comes first."""
-    while not jobs.stopping.is_set():
-        # One read of the records a turn (not a second for the status and its file listing).
-        found = await anyio.to_thread.run_sync(jobs.next_job)
-        if found is None:
-            await anyio.sleep(BOOK_POLL_SECONDS)
-            continue
-        job_id, name = found
-        if name not in synthesis.settings.engines:
-            await anyio.to_thread.run_sync(
-                jobs.fail, job_id, f"the {name} engine is not loaded by this service"
-            )
-            continue
-        if name not in synthesis.engines:
-            await anyio.sleep(BOOK_POLL_SECONDS)  # still loading (csm): the job waits
-            continue
-        try:
-            await synthesis.in_thread(jobs.run, job_id, synthesis.engines.__getitem__)
-        except Exception as error:  # a job that cannot even start must not stop the service
-            print(f"error: book job {job_id}: {error}", file=sys.stderr, flush=True)
-            with suppress(OSError, ValueError):
-                await anyio.to_thread.run_sync(
-                    jobs.fail, job_id, f"{type(error).__name__}: {error}"
-                )
-
-
 def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
@@ -124,7 +96,13 @@ def create_app(
 ) -> FastAPI:
     settings = settings or ServiceSettings.from_environ()
     synthesis = Synthesis(settings)
-    jobs = BookJobs(Path(settings.data), settings.max_book_bytes) if settings.data else None
+    jobs: BookJobs | None = None
+    worker: EmbeddedWorker | None = None
+    if settings.data:
+        store = JobStore(Path(settings.data), settings.max_book_bytes)
+        queue = LocalQueue()
+        jobs = BookJobs(store, queue)
+        worker = EmbeddedWorker(store, queue)
 
     async def load(name: str) -> None:
         try:
@@ -140,11 +118,11 @@ def create_app(
                     background.start_soon(load, name)
                 else:
                     await load(name)
-            if jobs is not None:
-                background.start_soon(work_books, jobs, synthesis)
+            if worker is not None:
+                background.start_soon(worker.serve, synthesis)
             yield
-            if jobs is not None:
-                jobs.stopping.set()  # a running book stops at its next sentence, resumable
+            if worker is not None:
+                worker.stopping.set()  # a running book stops at its next sentence, resumable
             background.cancel_scope.cancel()
 
     app = FastAPI(title="audiobook-tts", version=__version__, lifespan=lifespan)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 ENGINE_NAMES = ("espeak", "piper", "csm")
 # Books default to the best engine loaded: a mounted CSM model, else a Piper voice, else espeak.
 BOOK_ENGINE_PREFERENCE = ("csm", "piper", "espeak")
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class SettingsError(ValueError):
@@ -30,6 +31,15 @@ def default_engines(env: Mapping[str, str]) -> str:
 def book_engine(engines: tuple[str, ...]) -> str:
     """The engine a book is read with when none is asked for."""
     return next((name for name in BOOK_ENGINE_PREFERENCE if name in engines), engines[0])
+
+
+def choose_book_engine(asked: str, loaded: tuple[str, ...]) -> str:
+    """The engine a book is made with: the one asked for, when it is among `loaded`, else the
+    best loaded. The API, the command line and every worker choose with this (SettingsError
+    naming the engines there are, for one that is not)."""
+    if asked and asked not in loaded:
+        raise SettingsError(f"engine: {asked!r} is not loaded here; engines: {', '.join(loaded)}")
+    return asked or book_engine(loaded)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,15 @@ class ServiceSettings:
     # Book jobs: their folder (a volume; empty: no book jobs), and the largest book accepted.
     data: str = ""
     max_book_bytes: int = 100 * 1024 * 1024
+    # A Redis URL (redis://host:6379/0): book jobs go through a task queue on it, to any
+    # number of `audiobook-tts worker`s sharing the data volume; empty: this process makes
+    # them itself.
+    queue: str = ""
+    # Seconds a worker may go without a heartbeat before its task is given to another worker.
+    queue_heartbeat: int = 60
+    # A file of API keys (a key a line, or sha256:<hex>), or keys by hash (sha256:<hex>,...);
+    # empty: the service is open to anyone who reaches its port.
+    api_keys: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -97,4 +116,16 @@ class ServiceSettings:
             piper_voices=env.get("AUDIOBOOK_TTS_PIPER_VOICES", ""),
             data=env.get("AUDIOBOOK_TTS_DATA", ""),
             max_book_bytes=number("AUDIOBOOK_TTS_MAX_BOOK_BYTES", defaults.max_book_bytes),
+            queue=queue_url(env.get("AUDIOBOOK_TTS_QUEUE", "")),
+            queue_heartbeat=number("AUDIOBOOK_TTS_QUEUE_HEARTBEAT", defaults.queue_heartbeat),
+            api_keys=env.get("AUDIOBOOK_TTS_API_KEYS", ""),
         )
+
+
+def queue_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(QUEUE_SCHEMES):
+        raise SettingsError(
+            f"AUDIOBOOK_TTS_QUEUE={value!r}: a Redis URL (redis://host:6379/0) or nothing"
+        )
+    return value
