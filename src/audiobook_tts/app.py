@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
 from audiobook_tts.books.jobs import BookJobs, JobStore
+from audiobook_tts.books.queue import RedisQueue
 from audiobook_tts.books.worker import EmbeddedWorker, LocalQueue
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
+from audiobook_tts.keys import ApiKeys, KeyRing
 from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
 from audiobook_tts.routers import books, chapters, health, speech
@@ -38,6 +40,13 @@ BACKGROUND_ENGINES = ("csm",)
 # A book upload's form carries a lexicon and the fields beside the book.
 FORM_ALLOWANCE = 2 * 1024 * 1024
 Loader = Callable[[str, ServiceSettings], Engine]
+# A refused body is read to its end (and dropped) up to this much, for so long, then closed.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+OPEN_WARNING = (
+    "warning: AUDIOBOOK_TTS_API_KEYS is not set: every route and every book job is open to "
+    "anyone who reaches this port"
+)
 
 
 class BodyLimit:
@@ -75,8 +84,28 @@ class BodyLimit:
             await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        # Read what the client still sends (up to a bound), as nginx's lingering close does:
+        # a client that writes its whole body before it reads (Python's urllib) then reads
+        # the 413 instead of a connection reset. A client waiting on `100-continue` has sent
+        # nothing: it is answered at once.
+        headers = dict(scope.get("headers") or [])
+        if headers.get(b"expect", b"").lower() != b"100-continue":
+            await drain(receive)
         response = error_response(413, f"request body over {limit} bytes")
         await response(scope, receive, send)
+
+
+async def drain(receive: Receive) -> None:
+    """The rest of a request's body read and dropped, at most DRAIN_BYTES or DRAIN_SECONDS."""
+    drained = 0
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while drained < DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 class _TooLarge(Exception):
@@ -96,13 +125,20 @@ def create_app(
 ) -> FastAPI:
     settings = settings or ServiceSettings.from_environ()
     synthesis = Synthesis(settings)
+    keys = KeyRing.from_setting(settings.api_keys)
     jobs: BookJobs | None = None
     worker: EmbeddedWorker | None = None
-    if settings.data:
+    redis_queue: RedisQueue | None = None
+    if settings.data and settings.queue:
+        redis_queue = RedisQueue(settings.queue, settings.queue_heartbeat)
+        store = JobStore(Path(settings.data), settings.max_book_bytes, redis_queue.locker)
+        redis_queue.store = store
+        jobs = BookJobs(store, redis_queue)
+    elif settings.data:
         store = JobStore(Path(settings.data), settings.max_book_bytes)
-        queue = LocalQueue()
-        jobs = BookJobs(store, queue)
-        worker = EmbeddedWorker(store, queue)
+        local = LocalQueue()
+        jobs = BookJobs(store, local)
+        worker = EmbeddedWorker(store, local)
 
     async def load(name: str) -> None:
         try:
@@ -112,6 +148,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if keys is None:
+            print(OPEN_WARNING, file=sys.stderr, flush=True)
+        if redis_queue is not None:
+            problem = await anyio.to_thread.run_sync(redis_queue.problem)
+            if problem is not None:
+                print(
+                    f"warning: {problem}; book submits answer 503 until it does",
+                    file=sys.stderr,
+                    flush=True,
+                )
         async with anyio.create_task_group() as background:
             for name in settings.engines:
                 if name in BACKGROUND_ENGINES:
@@ -128,6 +174,8 @@ def create_app(
     app = FastAPI(title="audiobook-tts", version=__version__, lifespan=lifespan)
     app.state.synthesis = synthesis
     app.state.book_jobs = jobs
+    if keys is not None:
+        app.add_middleware(ApiKeys, keys=keys)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -61,9 +61,7 @@ class KeyRing:
             if entry.startswith(HASH_PREFIX):
                 digest = entry[len(HASH_PREFIX) :].lower()
                 if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                    raise SettingsError(
-                        f"{where}: entry {number} is not sha256: and 64 hex digits"
-                    )
+                    raise SettingsError(f"{where}: entry {number} is not sha256: and 64 hex digits")
                 hashes.append(digest)
             elif where == "AUDIOBOOK_TTS_API_KEYS":
                 raise SettingsError(

@@ -8,10 +8,10 @@ and Nero's `chpl`), and the cover is an attached picture, as Apple Books expects
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-import uuid
 from pathlib import Path
 
 import av

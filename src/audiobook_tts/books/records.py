@@ -99,7 +99,9 @@ class ChapterEntry:
 
     @classmethod
     def of(cls, chapter: PlannedChapter) -> ChapterEntry:
-        return cls(chapter.section.number, chapter.section.title, chapter.file_name, chapter.sentences)
+        return cls(
+            chapter.section.number, chapter.section.title, chapter.file_name, chapter.sentences
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -290,8 +292,12 @@ class Job:
             title=_text(record.get("title", ""), "title"),
             author=_text(record.get("author", ""), "author"),
             options=JobOptions.from_json(record.get("options", {})),
-            chapters=tuple(ChapterEntry.from_json(c) for c in _list(record.get("chapters", []), "chapters")),
-            skipped=tuple(SkippedEntry.from_json(s) for s in _list(record.get("skipped", []), "skipped")),
+            chapters=tuple(
+                ChapterEntry.from_json(c) for c in _list(record.get("chapters", []), "chapters")
+            ),
+            skipped=tuple(
+                SkippedEntry.from_json(s) for s in _list(record.get("skipped", []), "skipped")
+            ),
             error=None if error is None else _text(error, "error"),
             kind=_text(record.get("kind", BOOK_KIND), "kind"),
             owner=_text(record.get("owner", ""), "owner"),

@@ -65,7 +65,9 @@ class EmbeddedWorker:
 
     def run(self, job: Job, engine: Engine) -> str:
         """Make the job; returns its status after (`running` when the service stops)."""
-        taken = self.store.update(job.id, lambda job: job.with_status(RUNNING) if job.unfinished else None)
+        taken = self.store.update(
+            job.id, lambda job: job.with_status(RUNNING) if job.unfinished else None
+        )
         if taken is None or taken.status != RUNNING:
             return "" if taken is None else taken.status
         job_id = job.id
