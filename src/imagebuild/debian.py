@@ -17,7 +17,8 @@ OS_RELEASE = Path("/etc/os-release")
 APT_SOURCE = Path("/etc/apt/sources.list.d/audiobook-tts-trixie.sources")
 APT_PIN = Path("/etc/apt/preferences.d/audiobook-tts-trixie.pref")
 MIN_ENGINE_MAJOR = 26
-ENGINE_PACKAGES = ("docker.io", "docker-buildx", "containerd", "docker-cli")
+# docker-compose 2.x: `docker compose up --scale worker=3` (docs/workers.md).
+ENGINE_PACKAGES = ("docker.io", "docker-buildx", "containerd", "docker-cli", "docker-compose")
 SUPPORTED_DEBIAN = ("12", "13")
 
 TRIXIE_SOURCE = """\
@@ -151,8 +152,9 @@ def dpkg_installed(package: str) -> bool:
 
 
 # What the speech checks run on the host beside the images: ffprobe reads the books' M4B
-# the way audiobook tools do (the image itself holds FFmpeg's libraries, not its programs).
-TEST_PACKAGES = ("ffmpeg",)
+# the way audiobook tools do (the image itself holds FFmpeg's libraries, not its programs);
+# redis-server is the queue the workers' tests start on a loopback port.
+TEST_PACKAGES = ("ffmpeg", "redis-server")
 
 
 def install_test_tools(settings: Settings, printer: Printer) -> None:
