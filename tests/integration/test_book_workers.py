@@ -23,7 +23,7 @@ from tests.redisserver import RedisServer, free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SENTENCE = "The lamp burned low while the rain kept falling on the roof of the old house. "
-LONG_CHAPTERS = tuple((title, SENTENCE * 30) for title in ("First", "Second", "Third", "Fourth"))
+LONG_CHAPTERS = tuple((title, SENTENCE * 16) for title in ("First", "Second", "Third", "Fourth"))
 
 
 @dataclass
@@ -167,6 +167,17 @@ def made_lines(logs: str) -> list[tuple[str, str]]:
     return re.findall(r"book job (\w+): chapter (\d+) of \d+ made$", logs, re.MULTILINE)
 
 
+def finished_lines(cluster: Cluster, job_id: object) -> int:
+    """How many workers said they finished the job (its record says done before they say so)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        count = cluster.worker_logs().count(f"book job {job_id}: done")
+        if count:
+            return count
+        time.sleep(0.1)
+    return 0
+
+
 def test_a_killed_worker_s_chapter_is_made_by_another_and_the_files_are_the_same(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -184,15 +195,8 @@ def test_a_killed_worker_s_chapter_is_made_by_another_and_the_files_are_the_same
     assert done["progress"]["chapters_done"] == 4  # type: ignore[index]
     made = made_lines(cluster.worker_logs())
     assert sorted(made) == [(job_id, str(n)) for n in range(1, 5)]  # each chapter made once
-    assert (
-        cluster.log("worker-2").count(f"book job {job_id}: done")
-        + cluster.log("worker-3").count(f"book job {job_id}: done")
-        == 1
-    )
+    assert finished_lines(cluster, job_id) == 1
     files = download(api, job_id, done["files"])
-    assert sorted(files) == [
-        "book.json", "book.m4b", "chapter-01.mp3", "chapter-02.mp3", "chapter-03.mp3", "chapter-04.mp3"
-    ]  # fmt: skip
     # An uninterrupted run of the same book, by the command line, in a store of its own.
     (tmp_path / "book.epub").write_bytes(book)
     whole = tmp_path / "whole"
@@ -200,6 +204,8 @@ def test_a_killed_worker_s_chapter_is_made_by_another_and_the_files_are_the_same
         0,
         3,
     )
+    assert sorted(files) == sorted(path.name for path in whole.iterdir() if path.is_file())
+    assert len(files) == 6  # four chapters, the M4B, book.json
     assert files == {name: (whole / name).read_bytes() for name in files}
 
 
@@ -239,7 +245,7 @@ def test_two_replicas_and_two_workers_make_each_job_once(cluster: Cluster) -> No
     logs = cluster.worker_logs()
     assert sorted(made_lines(logs)) == sorted((j, str(n)) for j in jobs for n in (1, 2, 3))  # type: ignore[misc]
     for job_id in jobs:
-        assert logs.count(f"book job {job_id}: done") == 1
+        assert finished_lines(cluster, job_id) == 1
     # The chapters were shared: both workers made some.
     assert all(made_lines(cluster.log(name)) for name in ("worker-1", "worker-2"))
 
