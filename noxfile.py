@@ -21,6 +21,8 @@ SERVICE_LOCK = "requirements/service.txt"
 # lock; the piper engine's run the bundled voice with onnxruntime (the piper lock).
 CSM_LOCKS = ("requirements/torch-cpu.txt", "requirements/csm.txt")
 PIPER_LOCK = "requirements/piper.txt"
+# The listener's tests hear a committed clip with the packaged Whisper weights.
+LISTENER_LOCK = "requirements/listener.txt"
 
 
 def pytest_args(session: nox.Session, *default_paths: str) -> list[str]:
@@ -60,7 +62,7 @@ def lock(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
-    install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS, PIPER_LOCK)
+    install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS, PIPER_LOCK, LISTENER_LOCK)
     session.run(
         "pytest",
         "--junitxml=build-logs/junit-tests.xml",

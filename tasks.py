@@ -77,8 +77,10 @@ def down(c: Context) -> None:
         "progress": "auto, plain, tty or quiet (what the terminal shows; the log is always full)",
         "verbose": "show every step and its output (same as --progress plain)",
         "torch_variant": "cpu or cuda (default from invoke.yaml)",
-        "engines": "engines the image holds: espeak (default) or espeak,csm (adds transformers); "
-        "with --torch-variant cuda, the GPU image",
+        "engines": "what the image holds, comma-separated: espeak (always), piper (a neural "
+        "voice; with espeak the default), csm (Sesame CSM through transformers; with "
+        "--torch-variant cuda, the GPU image), listener (Whisper and DNSMOS: chapters heard "
+        "as they are made, and `audiobook-tts check`)",
         "no_up": "fail instead of running `inv up` when the platform is not up",
         "reproducible": "same commit, same digest: SOURCE_DATE_EPOCH from the last commit and "
         "layer timestamps clamped to it (slower export)",

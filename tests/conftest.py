@@ -51,3 +51,11 @@ def docker_client(request: pytest.FixtureRequest, settings: Settings) -> Iterato
 def _docker_marker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("docker") is not None:
         request.getfixturevalue("docker_client")
+
+
+@pytest.fixture(autouse=True)
+def _no_listener_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line listens by default where the listener is installed (it is, for the
+    listener's tests): other tests hear nothing unless they set AUDIOBOOK_TTS_LISTENER_MODEL."""
+    if "AUDIOBOOK_TTS_LISTENER_MODEL" not in os.environ:
+        monkeypatch.setenv("AUDIOBOOK_TTS_LISTENER_MODEL", "off")

@@ -30,6 +30,7 @@ from audiobook_tts.books.worker import EmbeddedWorker, LocalQueue
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
 from audiobook_tts.keys import ApiKeys, KeyRing
+from audiobook_tts.listening.listener import Listener
 from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
 from audiobook_tts.routers import books, chapters, health, speech
@@ -122,9 +123,12 @@ def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
     on_load_failure: Callable[[str], None] = stop_the_service,
+    listener: Listener | None = None,
 ) -> FastAPI:
+    """The service over `settings`' engines; `listener` (loaded by the caller, as `serve`
+    does before the server starts) hears chapters and books as they are made."""
     settings = settings or ServiceSettings.from_environ()
-    synthesis = Synthesis(settings)
+    synthesis = Synthesis(settings, listener)
     keys = KeyRing.from_setting(settings.api_keys)
     jobs: BookJobs | None = None
     worker: EmbeddedWorker | None = None

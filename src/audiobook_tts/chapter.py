@@ -17,7 +17,8 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from sentencex import segment
 
 from audiobook_tts.audio import LevelReport, Samples, db, measure, resample, rms
-from audiobook_tts.engines.base import Engine, synthesize_all
+from audiobook_tts.engines.base import Audio, Engine, SeededEngine, synthesize_all
+from audiobook_tts.listening.report import ChapterCheck
 
 MASTER_RATE = 44100
 HEAD_SECONDS = 0.75
@@ -109,16 +110,23 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class RenderedChapter:
-    """A mastered chapter, its measured levels, and the sentences that reached the engine's
-    length bound (possibly cut short: named, never hidden)."""
+    """A mastered chapter, its measured levels, the sentences that reached the engine's
+    length bound (possibly cut short: named, never hidden), and what the listener heard."""
 
     samples: Samples
     rate: int
     levels: LevelReport
     at_length_bound: tuple[str, ...] = ()
+    check: ChapterCheck | None = None
 
     def report(self) -> dict[str, object]:
-        return {**self.levels.as_dict(), "sentences_at_length_bound": list(self.at_length_bound)}
+        report: dict[str, object] = {
+            **self.levels.as_dict(),
+            "sentences_at_length_bound": list(self.at_length_bound),
+        }
+        if self.check is not None:
+            report["check"] = self.check.as_dict()
+        return report
 
 
 def chapter_seed(text: str, voice: str, speed: float, seed: int) -> int:
@@ -128,13 +136,43 @@ def chapter_seed(text: str, voice: str, speed: float, seed: int) -> int:
 
 
 @dataclass(frozen=True)
-class SpokenChapter:
-    """A chapter's sentences as the engine said them, each trimmed, resampled to the
-    master rate and followed by its pause: what `master_chapter` makes the chapter of."""
+class SpokenSentence:
+    """A sentence as the engine said it: trimmed, at the master rate, and its pause."""
 
-    parts: tuple[Samples, ...]
-    at_length_bound: tuple[str, ...]
+    text: str
+    samples: Samples
+    pause_after: float
+    hit_bound: bool = False
+
+
+def spoken_sentence(text: str, audio: Audio, pause_after: float) -> SpokenSentence:
+    return SpokenSentence(
+        text, resample(trim(audio.samples), audio.rate, MASTER_RATE), pause_after, audio.hit_bound
+    )
+
+
+@dataclass(frozen=True)
+class SpokenChapter:
+    """A chapter's sentences as the engine said them (and, when checked, what the listener
+    heard): what `master_chapter` makes the chapter of."""
+
+    sentences: tuple[SpokenSentence, ...]
     seed: int
+    check: ChapterCheck | None = None
+
+    @property
+    def parts(self) -> tuple[Samples, ...]:
+        """Each sentence followed by its pause, at the master rate."""
+        parts: list[Samples] = []
+        for sentence in self.sentences:
+            parts.append(sentence.samples)
+            if sentence.pause_after:
+                parts.append(np.zeros(int(sentence.pause_after * MASTER_RATE), dtype=np.float32))
+        return tuple(parts)
+
+    @property
+    def at_length_bound(self) -> tuple[str, ...]:
+        return tuple(sentence.text for sentence in self.sentences if sentence.hit_bound)
 
 
 def speak_chapter(
@@ -149,8 +187,6 @@ def speak_chapter(
     pieces = list(chunks(text))
     if not pieces:
         raise ChapterError("the chapter has no sentence to speak")
-    parts: list[Samples] = []
-    bounded: list[str] = []
 
     def done(count: int) -> None:
         if progress is not None:
@@ -162,13 +198,24 @@ def speak_chapter(
         # chapter made again (a resumed book job) is the same audio.
         engine = seeded(chapter_seed(text, voice, speed, seed))
     spoken = synthesize_all(engine, [piece.text for piece in pieces], voice, speed, done)
-    for piece, audio in zip(pieces, spoken, strict=True):
-        if audio.hit_bound:
-            bounded.append(piece.text)
-        parts.append(resample(trim(audio.samples), audio.rate, MASTER_RATE))
-        if piece.pause_after:
-            parts.append(np.zeros(int(piece.pause_after * MASTER_RATE), dtype=np.float32))
-    return SpokenChapter(tuple(parts), tuple(bounded), seed)
+    return SpokenChapter(
+        tuple(
+            spoken_sentence(piece.text, audio, piece.pause_after)
+            for piece, audio in zip(pieces, spoken, strict=True)
+        ),
+        seed,
+    )
+
+
+def retake(
+    engine: Engine, sentence: SpokenSentence, voice: str, speed: float, seed: int
+) -> SpokenSentence | None:
+    """The sentence said again with another seed, by an engine that samples; None for a
+    deterministic engine (another take would be the same)."""
+    if not isinstance(engine, SeededEngine):
+        return None
+    audio = engine.synthesize_seeded(sentence.text, voice, speed, seed)
+    return spoken_sentence(sentence.text, audio, sentence.pause_after)
 
 
 def master_chapter(spoken: SpokenChapter) -> RenderedChapter:
@@ -181,7 +228,9 @@ def master_chapter(spoken: SpokenChapter) -> RenderedChapter:
     head = room_tone(int(HEAD_SECONDS * MASTER_RATE), rng)
     tail = room_tone(int(TAIL_SECONDS * MASTER_RATE), rng)
     full = np.concatenate([head, speech, tail]).astype(np.float32)
-    return RenderedChapter(full, MASTER_RATE, measure(full, MASTER_RATE), spoken.at_length_bound)
+    return RenderedChapter(
+        full, MASTER_RATE, measure(full, MASTER_RATE), spoken.at_length_bound, spoken.check
+    )
 
 
 def render_chapter(

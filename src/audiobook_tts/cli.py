@@ -1,4 +1,4 @@
-"""The service's command line: serve, worker, healthcheck, chapter, book."""
+"""The service's command line: serve, worker, healthcheck, chapter, book, check."""
 
 from __future__ import annotations
 
@@ -24,11 +24,16 @@ from audiobook_tts.books.making import (
 from audiobook_tts.books.progressbars import BookProgressBars
 from audiobook_tts.books.queue import run_worker
 from audiobook_tts.books.reading import read_book
-from audiobook_tts.chapter import ChapterError, render_chapter
+from audiobook_tts.chapter import ChapterError
 from audiobook_tts.config import ENGINE_NAMES, ServiceSettings, SettingsError, choose_book_engine
 from audiobook_tts.engines import EngineError, check_engine, load_engine
 from audiobook_tts.healthcheck import check
 from audiobook_tts.lexicon import Lexicon, LexiconError
+from audiobook_tts.listening.bookcheck import ChapterAudit, check_recordings
+from audiobook_tts.listening.checking import render_checked_chapter
+from audiobook_tts.listening.listener import FALLBACK_MAX_WER, Listener, load_listener
+from audiobook_tts.listening.recognizer import ListenerModelError
+from audiobook_tts.listening.recordings import RecordingRefused, read_recordings
 
 
 def _settings() -> ServiceSettings | None:
@@ -37,6 +42,27 @@ def _settings() -> ServiceSettings | None:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
+
+
+class _NoListener(Exception):
+    """The listener was asked for and cannot load (already said on stderr)."""
+
+
+def _listener(settings: ServiceSettings, wanted: bool = True) -> Listener | None:
+    """The listener the settings give (None when off, not installed, or not `wanted`)."""
+    if not wanted:
+        return None
+    try:
+        listener = load_listener(settings)
+    except ListenerModelError as error:
+        print(f"error: the listener cannot start: {error}", file=sys.stderr)
+        raise _NoListener from None
+    if listener is not None:
+        print(
+            f"listener: Whisper at {listener.model} ({listener.recognizer.facts.device})",
+            file=sys.stderr,
+        )
+    return listener
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,10 +75,14 @@ def _serve(args: argparse.Namespace) -> int:
     except EngineError as error:
         print(f"error: the {name} engine cannot start: {error}", file=sys.stderr)
         return 2
+    try:
+        listener = _listener(settings)
+    except _NoListener:
+        return 2
     host = args.host or settings.host
     port = args.port or settings.port
     try:
-        app = create_app(settings)
+        app = create_app(settings, listener=listener)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -101,6 +131,7 @@ def _chapter(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     try:
+        listener = _listener(settings, args.check)
         engine = load_engine(args.engine, settings)
         voices = {voice.id for voice in engine.voices()}
         if args.voice not in voices:
@@ -114,7 +145,9 @@ def _chapter(args: argparse.Namespace) -> int:
             if done == total or done % 20 == 0:
                 print(f"  {done}/{total} sentences", file=sys.stderr, flush=True)
 
-        rendered = render_chapter(engine, text, args.voice, args.speed, progress)
+        rendered = render_checked_chapter(engine, text, args.voice, args.speed, listener, progress)
+    except _NoListener:
+        return 2
     except (EngineError, ChapterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -127,7 +160,30 @@ def _chapter(args: argparse.Namespace) -> int:
     print(json.dumps(report))
     for sentence in rendered.at_length_bound:
         print(f"warning: reached the length bound: {sentence[:80]}", file=sys.stderr)
-    return 0 if rendered.levels.meets_acx() else 3
+    if rendered.check is not None:
+        _say_check(rendered.check.as_dict())
+    passed = rendered.check is None or rendered.check.passed
+    return 0 if rendered.levels.meets_acx() and passed else 3
+
+
+def _say_check(check: dict[str, object], indent: str = "") -> None:
+    """The listener's verdict on a chapter: its error rate, DNSMOS, what it flagged."""
+    dnsmos = check.get("dnsmos") or {}
+    mos = dnsmos.get("p808_mos") if isinstance(dnsmos, dict) else None
+    flagged = check.get("flagged") or []
+    remade = check.get("remade") or []
+    print(
+        f"{indent}heard: WER {check['wer']:.3f} (bar {check['max_wer']} a sentence), DNSMOS {mos}, "
+        f"{len(remade) if isinstance(remade, list) else 0} sentence(s) made again, "
+        f"{len(flagged) if isinstance(flagged, list) else 0} flagged",
+        file=sys.stderr,
+    )
+    for item in flagged if isinstance(flagged, list) else ():
+        print(
+            f"{indent}  FLAGGED sentence {item['sentence']} ({item['verdict']}, WER {item['wer']}): "
+            f"{str(item['text'])[:70]!r} heard as {str(item['heard'])[:70]!r}",
+            file=sys.stderr,
+        )
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -175,6 +231,7 @@ def _book(args: argparse.Namespace) -> int:
     asked = (args.engine,) if args.engine else ()
     name = choose_book_engine(args.engine or "", (*settings.engines, *asked))
     try:
+        listener = _listener(settings, args.check)
         engine = load_engine(name, settings)
         voices = {voice.id for voice in engine.voices()}
         if args.voice not in voices:
@@ -194,11 +251,14 @@ def _book(args: argparse.Namespace) -> int:
                 book,
                 planned,
                 engine,
-                BookRequest(args.voice, args.speed),
+                BookRequest(args.voice, args.speed, check=args.check),
                 store,
                 output,
                 on_progress=bars.update,
+                listener=listener,
             )
+    except _NoListener:
+        return 2
     except KeyboardInterrupt:
         print(
             "\nstopped; the chapters made are kept: run the same command again to go on",
@@ -218,8 +278,85 @@ def _book(args: argparse.Namespace) -> int:
         )
         for sentence in chapter["sentences_at_length_bound"]:
             print(f"  warning: reached the length bound: {sentence[:80]}", file=sys.stderr)
+        if chapter.get("check"):
+            _say_check(chapter["check"], "    ")
     print(f"{output / M4B_NAME}, {output / BOOK_JSON}", file=sys.stderr)
-    return 0 if description["meets_acx"] else 3
+    check = description.get("check")
+    passed = not isinstance(check, dict) or bool(check.get("passed"))
+    return 0 if description["meets_acx"] and passed else 3
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Hear audio against the book it should say: exit 0, 3 when a chapter fails, 2 for bad
+    input (unreadable book or audio, silence, too long, chapters and files that differ)."""
+    settings = _settings()
+    if settings is None:
+        return 2
+    source = Path(args.book)
+    try:
+        if not source.is_file():
+            raise BookRefused(f"{source}: no such file", "missing")
+        book = read_book(source)
+        lexicon = Lexicon()
+        if args.lexicon:
+            lexicon = Lexicon.parse(Path(args.lexicon).read_text(encoding="utf-8"))
+        planned = plan_chapters(book, args.chapters or "", args.footnotes, lexicon)
+        paths = [Path(name) for name in args.audio]
+        for path in paths:
+            if not path.is_file():
+                raise RecordingRefused(f"{path}: no such file", "missing")
+        recordings = read_recordings(paths, settings.max_check_seconds)
+        listener = _listener(settings)
+    except (BookRefused, RecordingRefused) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError, LexiconError) as error:
+        print(f"error: {args.lexicon}: {error}", file=sys.stderr)
+        return 2
+    except _NoListener:
+        return 2
+    if listener is None:
+        print(
+            "error: no listener: install requirements/listener.txt (the image: inv build "
+            "--engines espeak,piper,listener) or set AUDIOBOOK_TTS_LISTENER_MODEL",
+            file=sys.stderr,
+        )
+        return 2
+
+    def heard(audit: ChapterAudit) -> None:
+        mark = "ok" if audit.passed else "FAILS"
+        print(
+            f"  chapter {audit.number} {audit.title!r} <- {audit.source}: WER {audit.wer:.3f}, "
+            f"DNSMOS {audit.dnsmos.p808:.2f}, {len(audit.flagged)} flagged  {mark}",
+            file=sys.stderr,
+        )
+
+    try:
+        result = check_recordings(planned, recordings, listener, args.max_wer, heard)
+    except RecordingRefused as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for audit in result.chapters:
+        if audit.sounds_like is not None:
+            print(
+                f"  chapter {audit.number}: {audit.source} says chapter {audit.sounds_like} "
+                f"(files out of order?)",
+                file=sys.stderr,
+            )
+        for score in audit.flagged:
+            print(
+                f"  chapter {audit.number} sentence {score.index + 1} {score.verdict} "
+                f"(WER {score.wer:.2f}): {score.text[:70]!r} heard as {score.heard[:70]!r}",
+                file=sys.stderr,
+            )
+    if not result.says_the_book:
+        print("the audio does not say this book", file=sys.stderr)
+    report = json.dumps(result.as_dict(), indent=2, ensure_ascii=False)
+    if args.json:
+        Path(args.json).write_text(report + "\n", encoding="utf-8")
+    else:
+        print(report)
+    return 0 if result.passed else 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ENGINE_NAMES,
         help="speech engine (csm reads AUDIOBOOK_TTS_CSM_MODEL)",
     )
+    chapter.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not listen to the chapter (default: listen where a listener is installed)",
+    )
     chapter.set_defaults(handler=_chapter)
     book = commands.add_parser(
         "book",
@@ -297,7 +440,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="lexicon.tsv (`word<TAB>respelling` a line; default: lexicon.tsv beside the book)",
     )
     book.add_argument("--store", help="where made chapters are kept (default: OUTPUT/.chapters)")
+    book.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not listen to the chapters as they are made (default: listen where a "
+        "listener is installed, retake or flag sentences that do not say their text)",
+    )
     book.set_defaults(handler=_book)
+    check = commands.add_parser(
+        "check",
+        help="hear audio against its book: per chapter the word error rate, missing, "
+        "repeated and misread sentences, DNSMOS; exit 3 when a chapter fails",
+    )
+    check.add_argument("book", help="the book the audio should say (.epub, .txt, .md)")
+    check.add_argument(
+        "audio",
+        nargs="+",
+        help="the audio, a file per chapter in order (any format FFmpeg reads), or an M4B "
+        "with a chapter marker each",
+    )
+    check.add_argument(
+        "--chapters", help='the book\'s chapters the audio holds, e.g. "3-5" (default: every one)'
+    )
+    check.add_argument(
+        "--footnotes",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="CHAPTERS",
+        help='the audio reads the footnotes at the end of their chapter (all, or "3-5")',
+    )
+    check.add_argument("--lexicon", help="lexicon.tsv the audio was made with")
+    check.add_argument(
+        "--max-wer",
+        type=float,
+        default=FALLBACK_MAX_WER,
+        help=f"a sentence over this word error rate fails (default: {FALLBACK_MAX_WER})",
+    )
+    check.add_argument("--json", help="write the report here instead of standard output")
+    check.set_defaults(handler=_check)
     return parser
 
 

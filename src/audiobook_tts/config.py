@@ -76,6 +76,19 @@ class ServiceSettings:
     # A file of API keys (a key a line, or sha256:<hex>), or keys by hash (sha256:<hex>,...);
     # empty: the service is open to anyone who reaches its port.
     api_keys: str = ""
+    # The listener (chapters and books heard as they are made, and `check`): a faster-whisper
+    # model directory; empty: the image's Whisper base (or the installed wheels') where
+    # present, else no listener; "off": none.
+    listener_model: str = ""
+    # Where the recognizer runs: auto (a GPU when CTranslate2 sees one), cpu or cuda.
+    listener_device: str = "auto"
+    # The word error rate over which a sentence is flagged, per engine ("espeak=0.5,piper=0.4");
+    # engines not named keep their measured defaults.
+    check_max_wer: tuple[tuple[str, float], ...] = ()
+    # Takes of a flagged sentence by an engine that samples, the first included.
+    check_attempts: int = 3
+    # The longest audio `check` hears, in seconds (all files of one check together).
+    max_check_seconds: int = 24 * 3600
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -100,6 +113,12 @@ class ServiceSettings:
             except ValueError:
                 raise SettingsError(f"{name}={value!r} is not a whole number") from None
 
+        attempts = number("AUDIOBOOK_TTS_CHECK_ATTEMPTS", defaults.check_attempts)
+        if not 1 <= attempts <= 10:
+            raise SettingsError(f"AUDIOBOOK_TTS_CHECK_ATTEMPTS={attempts}: use 1 to 10")
+        device = env.get("AUDIOBOOK_TTS_LISTENER_DEVICE", defaults.listener_device)
+        if device not in ("auto", "cpu", "cuda"):
+            raise SettingsError(f"AUDIOBOOK_TTS_LISTENER_DEVICE={device!r}: use auto, cpu or cuda")
         return cls(
             host=env.get("AUDIOBOOK_TTS_HOST", defaults.host),
             port=number("AUDIOBOOK_TTS_PORT", defaults.port),
@@ -119,6 +138,11 @@ class ServiceSettings:
             queue=queue_url(env.get("AUDIOBOOK_TTS_QUEUE", "")),
             queue_heartbeat=number("AUDIOBOOK_TTS_QUEUE_HEARTBEAT", defaults.queue_heartbeat),
             api_keys=env.get("AUDIOBOOK_TTS_API_KEYS", ""),
+            listener_model=env.get("AUDIOBOOK_TTS_LISTENER_MODEL", ""),
+            listener_device=device,
+            check_max_wer=parse_max_wer(env.get("AUDIOBOOK_TTS_CHECK_MAX_WER", "")),
+            check_attempts=attempts,
+            max_check_seconds=number("AUDIOBOOK_TTS_MAX_CHECK_SECONDS", defaults.max_check_seconds),
         )
 
 
@@ -129,3 +153,23 @@ def queue_url(value: str) -> str:
             f"AUDIOBOOK_TTS_QUEUE={value!r}: a Redis URL (redis://host:6379/0) or nothing"
         )
     return value
+
+
+def parse_max_wer(text: str) -> tuple[tuple[str, float], ...]:
+    """`espeak=0.5,piper=0.4` -> (("espeak", 0.5), ("piper", 0.4)); each a known engine and a
+    rate from 0 to 10 (a sentence said twice has a rate of 1 or more)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if name not in ENGINE_NAMES or not 0.0 <= rate <= 10.0:
+            raise SettingsError(
+                f"AUDIOBOOK_TTS_CHECK_MAX_WER: {item!r}: use ENGINE=RATE pairs, e.g. "
+                f"espeak=0.5,piper=0.4 (engines: {', '.join(ENGINE_NAMES)}; rates 0 to 10)"
+            )
+        pairs.append((name, rate))
+    return tuple(pairs)

@@ -15,6 +15,7 @@ import anyio
 
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, EngineRefusal
+from audiobook_tts.listening.listener import Listener
 
 T = TypeVar("T")
 # The request's `model`: an engine's name, an alias, or OpenAI's names for the first engine.
@@ -51,8 +52,10 @@ class Admission:
 
 
 class Synthesis:
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, listener: Listener | None = None) -> None:
         self.settings = settings
+        # Hears chapters and books as they are made (None: not installed, or off).
+        self.listener = listener
         self.engines: dict[str, Engine] = {}
         self.admission = Admission(settings.max_concurrency, settings.max_queue)
 

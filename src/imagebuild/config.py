@@ -17,8 +17,11 @@ from imagebuild.errors import UsageError
 
 TORCH_VARIANTS = ("cpu", "cuda")
 # Speech engines an image can hold: espeak (always), piper (onnxruntime and a bundled
-# voice) and the neural csm (transformers).
-IMAGE_ENGINES = ("espeak", "piper", "csm")
+# voice) and the neural csm (transformers); and the listener (faster-whisper with Whisper
+# base, DNSMOS), which hears what they made.
+IMAGE_ENGINES = ("espeak", "piper", "csm", "listener")
+# The default image's: a newcomer's first request is read by a neural voice.
+DEFAULT_ENGINES = ("espeak", "piper")
 CACHE_MODES = ("none", "inline", "local", "registry")
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
 
@@ -38,7 +41,7 @@ class Settings:
     base_mirror: str = "http://deb.debian.org/debian"
     torch_variant: str = "cpu"
     # Comma-separated: which engines' libraries the image holds (espeak needs none of its own).
-    engines: str = "espeak"
+    engines: str = ",".join(DEFAULT_ENGINES)
     dockerfile: Path = Path("docker/tts/Dockerfile")
     target: str = "runtime"
     cache: str = "inline"

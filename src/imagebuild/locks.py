@@ -57,6 +57,7 @@ GROUPS: tuple[LockGroup, ...] = (
     LockGroup("service", after=("torch-cpu",)),
     LockGroup("csm", after=("torch-cpu", "service")),
     LockGroup("piper", after=("service",)),
+    LockGroup("listener", after=("service", "piper", "csm")),
     LockGroup("installer"),
     LockGroup("dev", after=("service", "installer")),
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 from imagebuild.config import (
     CACHE_MODES,
+    DEFAULT_ENGINES,
     IMAGE_ENGINES,
     PROGRESS_MODES,
     HostPackageSettings,
@@ -281,11 +282,14 @@ def parse_engines(text: str | tuple[str, ...]) -> tuple[str, ...]:
 def image_flavour(
     variant: str, engines: tuple[str, ...], platforms: tuple[str, ...] = (), machine: str = ""
 ) -> str:
-    """The default tag: `latest` for the CPU espeak image, else what sets it apart; one
+    """The default tag: `latest` for the default CPU image (espeak and piper), else what sets
+    it apart; one
     platform other than the host's is named too (`latest-arm64`), so it never takes the
     host image's tag."""
     flavour = (
-        "latest" if variant == "cpu" and engines == ("espeak",) else "-".join((variant, *engines))
+        "latest"
+        if variant == "cpu" and engines == DEFAULT_ENGINES
+        else "-".join((variant, *engines))
     )
     if len(platforms) == 1 and foreign(platforms, machine or None):
         flavour = f"{flavour}-{architecture(platforms[0])}"

@@ -67,3 +67,11 @@ def test_missing_or_empty_dockerfile_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("# nothing\n")
     with pytest.raises(UsageError, match="no FROM"):
         read_stages(tmp_path / "Dockerfile")
+
+
+def test_the_image_joins_whisper_to_the_hash_the_service_pins() -> None:
+    from audiobook_tts.listening.recognizer import IMAGE_MODEL, PACKAGED_SHA256
+
+    text = (ROOT / "docker/tts/Dockerfile").read_text()
+    assert PACKAGED_SHA256 in text
+    assert f"model=/layer{IMAGE_MODEL} " in text

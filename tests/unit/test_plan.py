@@ -260,8 +260,13 @@ def test_a_docker_container_builder_is_named_and_pushes_and_loads_separately() -
 
 def test_engines_become_a_build_arg_and_set_the_default_tag_apart() -> None:
     default = plan()
-    assert default.buildx_kwargs()["build_args"]["ENGINES"] == "espeak"
+    assert default.buildx_kwargs()["build_args"]["ENGINES"] == "espeak,piper"
     assert default.tags[0] == "audiobook-tts:latest"
+    espeak_only = plan(BuildRequest(engines=("espeak",)))
+    assert espeak_only.tags[0] == "audiobook-tts:cpu-espeak"
+    heard = plan(BuildRequest(engines=("piper", "listener")))
+    assert heard.buildx_kwargs()["build_args"]["ENGINES"] == "espeak,piper,listener"
+    assert heard.tags[0] == "audiobook-tts:cpu-espeak-piper-listener"
     gpu = plan(BuildRequest(engines=("csm",), torch_variant="cuda"))
     assert gpu.buildx_kwargs()["build_args"]["ENGINES"] == "espeak,csm"
     assert gpu.buildx_kwargs()["build_args"]["TORCH_VARIANT"] == "cuda"

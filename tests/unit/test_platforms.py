@@ -75,14 +75,17 @@ def test_a_binfmt_registration_is_usable_only_enabled_and_with_the_f_flag(tmp_pa
 
 
 def test_an_image_for_another_architecture_gets_a_tag_of_its_own() -> None:
-    assert image_flavour("cpu", ("espeak",), ("linux/arm64",), "x86_64") == "latest-arm64"
+    assert image_flavour("cpu", ("espeak", "piper"), ("linux/arm64",), "x86_64") == "latest-arm64"
     assert image_flavour("cpu", ("espeak", "csm"), ("linux/arm64",), "x86_64") == (
         "cpu-espeak-csm-arm64"
     )
-    assert image_flavour("cpu", ("espeak",), ("linux/amd64",), "x86_64") == "latest"
-    assert image_flavour("cpu", ("espeak",), ("linux/arm64",), "aarch64") == "latest"
+    assert image_flavour("cpu", ("espeak", "piper"), ("linux/amd64",), "x86_64") == "latest"
+    assert image_flavour("cpu", ("espeak", "piper"), ("linux/arm64",), "aarch64") == "latest"
     # One index for both platforms keeps the plain tag.
-    assert image_flavour("cpu", ("espeak",), ("linux/amd64", "linux/arm64"), "x86_64") == "latest"
+    assert (
+        image_flavour("cpu", ("espeak", "piper"), ("linux/amd64", "linux/arm64"), "x86_64")
+        == "latest"
+    )
 
 
 def test_oci_platform_fields_name_a_platform() -> None:

@@ -35,6 +35,8 @@ from audiobook_tts.chapter import (
 )
 from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon
+from audiobook_tts.listening.checking import check_chapter
+from audiobook_tts.listening.listener import Hearing
 
 # Raised when the mastering or the files change, so that chapters kept from before are
 # made again instead of reused.
@@ -72,9 +74,18 @@ def plan_chapters(
     return tuple(planned)
 
 
-def chapter_key(text: str, engine: Engine, voice: str, speed: float, seed: int = 0) -> str:
+def chapter_key(
+    text: str,
+    engine: Engine,
+    voice: str,
+    speed: float,
+    seed: int = 0,
+    listener: Hearing | None = None,
+) -> str:
+    """What a chapter is made from, hashed; a checked chapter (retakes, flags) is another
+    chapter than an unchecked one, and one checked by another model or bar is too."""
     facts = engine.facts()
-    identity = {
+    identity: dict[str, object] = {
         "making": MAKING_VERSION,
         "engine": facts.get("name", ""),
         "version": facts.get("version", ""),
@@ -84,6 +95,13 @@ def chapter_key(text: str, engine: Engine, voice: str, speed: float, seed: int =
         "seed": seed,
         "text": text,
     }
+    if listener is not None:
+        name = facts.get("name", "")
+        identity["check"] = {
+            "listener": listener.identity,
+            "max_wer": listener.policy.threshold(name),
+            "attempts": listener.policy.attempts,
+        }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -153,6 +171,10 @@ class BookProgress:
     chapters_found_made: int = 0
     sentences_done: int = 0
     chapter: str = ""
+    # What is being done to the chapter: speaking, listening, retaking sentence N, scoring.
+    activity: str = ""
+    # Sentences the listener flagged in the chapters made so far (after their retakes).
+    sentences_flagged: int = 0
     chapter_sentences_done: int = 0
     chapter_sentences_total: int = 0
     synthesised: int = 0
@@ -174,6 +196,8 @@ class BookProgress:
             "sentences_done": self.sentences_done,
             "sentences_total": self.sentences_total,
             "chapter": self.chapter,
+            "activity": self.activity,
+            "sentences_flagged": self.sentences_flagged,
             "seconds_left": None if left is None else round(left, 1),
         }
 
@@ -185,6 +209,8 @@ class BookRequest:
     voice: str
     speed: float = 1.0
     seed: int = 0
+    # Listen to each chapter as it is made (where a listener is loaded).
+    check: bool = True
 
 
 def finishing_workers() -> int:
@@ -202,6 +228,7 @@ def make_book(
     output: Path,
     on_progress: Callable[[BookProgress], None] = lambda _: None,
     should_stop: Callable[[], bool] = lambda: False,
+    listener: Hearing | None = None,
 ) -> dict[str, object]:
     """Make (or find made) every planned chapter, then write the chapter MP3s, the M4B and
     book.json into `output`; returns book.json's content. Cancelled when `should_stop` says so
@@ -209,11 +236,14 @@ def make_book(
 
     The engine speaks the chapters in order in this thread; each spoken chapter is mastered,
     encoded and stored by a finishing thread meanwhile (at most one chapter waits for one),
-    so a fast engine (a GPU) is not held up by the CPU's share of the work."""
+    so a fast engine (a GPU) is not held up by the CPU's share of the work. With a
+    `listener` (and `request.check`), each chapter is heard before it is finished: sentences
+    that do not say their text are retaken or flagged."""
     output.mkdir(parents=True, exist_ok=True)
     progress = BookProgress(len(planned), sum(chapter.sentences for chapter in planned))
+    listening = listener if request.check else None
     keys = [
-        chapter_key(chapter.text, engine, request.voice, request.speed, request.seed)
+        chapter_key(chapter.text, engine, request.voice, request.speed, request.seed, listening)
         for chapter in planned
     ]
     lock = threading.Lock()
@@ -222,10 +252,20 @@ def make_book(
 
     def finished(chapter: PlannedChapter, found: MadeChapter) -> MadeChapter:
         _place(found.mp3, output / chapter.file_name)
+        check = found.report.get("check")
         with lock:
             progress.chapters_done += 1
+            if isinstance(check, dict):
+                progress.sentences_flagged += len(check.get("flagged") or ())
             on_progress(progress)
         return found
+
+    def doing(activity: str) -> None:
+        with lock:
+            progress.activity = activity
+            on_progress(progress)
+        if should_stop():
+            raise Cancelled("stopped")
 
     def finish(chapter: PlannedChapter, key: str, spoken: SpokenChapter) -> MadeChapter:
         try:
@@ -250,6 +290,7 @@ def make_book(
                 continue
             with lock:
                 progress.chapter = chapter.section.title
+                progress.activity = "speaking"
                 progress.chapter_sentences_total = chapter.sentences
                 progress.chapter_sentences_done = 0
                 on_progress(progress)
@@ -267,6 +308,10 @@ def make_book(
             spoken = speak_chapter(
                 engine, chapter.text, request.voice, request.speed, sentences, request.seed
             )
+            if listening is not None:
+                spoken = check_chapter(
+                    spoken, engine, request.voice, request.speed, key, listening, doing
+                )
             waiting.acquire()  # a spoken chapter waits for a finishing thread, no more
             results.append(finishing.submit(finish, chapter, key, spoken))
         made = [result.result() for result in results]
@@ -278,7 +323,7 @@ def make_book(
     finishing.shutdown(wait=True)
     if should_stop():
         raise Cancelled("stopped")
-    return join_book(book, planned, keys, made, engine, request, store, output)
+    return join_book(book, planned, keys, made, engine, request, store, output, listening)
 
 
 def make_chapter(
@@ -288,17 +333,23 @@ def make_chapter(
     store: ChapterStore,
     output: Path,
     on_sentences: Callable[[int, int], None] = lambda _done, _total: None,
+    listener: Hearing | None = None,
 ) -> tuple[MadeChapter, bool]:
     """One chapter, found made in the store or spoken, mastered and stored, then placed in
     `output`: a piece of a book for a worker that shares the book with others. True with it
     when it was found made (by an earlier try, another worker, or another book)."""
     output.mkdir(parents=True, exist_ok=True)
-    key = chapter_key(chapter.text, engine, request.voice, request.speed, request.seed)
+    listening = listener if request.check else None
+    key = chapter_key(chapter.text, engine, request.voice, request.speed, request.seed, listening)
     found = store.get(key)
     if found is None:
         spoken = speak_chapter(
             engine, chapter.text, request.voice, request.speed, on_sentences, request.seed
         )
+        if listening is not None:
+            spoken = check_chapter(
+                spoken, engine, request.voice, request.speed, key, listening, lambda _: None
+            )
         made = store.put(key, master_chapter(spoken))
     else:
         made = found
@@ -315,6 +366,7 @@ def join_book(
     request: BookRequest,
     store: ChapterStore,
     output: Path,
+    listener: Hearing | None = None,
 ) -> dict[str, object]:
     """The book's chapters made: the stale chapter files gone, the M4B and book.json written
     into `output`; returns book.json's content. Made again, it gives the same files."""
@@ -338,7 +390,7 @@ def join_book(
         )
     _place(kept, output / M4B_NAME)
     duration = sum(soundfile.info(str(found.flac)).frames for found in made) / MASTER_RATE
-    description = describe_book(book, planned, made, engine, request, duration)
+    description = describe_book(book, planned, made, engine, request, duration, listener)
     write_atomically(
         output / BOOK_JSON, (json.dumps(description, indent=2, ensure_ascii=False) + "\n").encode()
     )
@@ -364,8 +416,10 @@ def describe_book(
     engine: Engine,
     request: BookRequest,
     m4b_seconds: float,
+    listener: Hearing | None = None,
 ) -> dict[str, object]:
-    """book.json: what was made, from what, and each chapter's measured ACX figures."""
+    """book.json: what was made, from what, each chapter's measured ACX figures and, when
+    checked, what the listener heard (word error rate, flagged sentences, DNSMOS)."""
     chapters = [
         {
             "number": chapter.section.number,
@@ -389,7 +443,23 @@ def describe_book(
             "chapters": len(chapters),
         },
         "meets_acx": all(bool(chapter.get("meets_acx")) for chapter in chapters),
+        "check": _book_check(chapters, listener),
         "chapters": chapters,
+    }
+
+
+def _book_check(
+    chapters: Sequence[dict[str, object]], listener: Hearing | None
+) -> dict[str, object] | None:
+    """The book's check in a line: passed when no chapter has a flagged sentence."""
+    if listener is None:
+        return None
+    checks = [chapter["check"] for chapter in chapters if isinstance(chapter.get("check"), dict)]
+    flagged = sum(len(check["flagged"]) for check in checks if isinstance(check, dict))
+    return {
+        "passed": flagged == 0,
+        "sentences_flagged": flagged,
+        "listener": {key: listener.facts()[key] for key in ("model_sha256", "max_wer", "attempts")},
     }
 
 

@@ -221,6 +221,12 @@ class PiperEngine:
         chosen = self.voice(voice)
         return self.render(text, chosen, speed, self.sessions[chosen.id])
 
+    def synthesize_seeded(self, text: str, voice: str, speed: float, seed: int) -> Audio:
+        """Another take of `text`: VITS draws its noise (durations, prosody) from `seed`, in a
+        session of its own (a retake is rare: the session's load is its cost)."""
+        chosen = self.voice(voice)
+        return self.render(text, chosen, speed, self.session(chosen, seed % 2**31))
+
     def seeded(self, seed: int) -> SeededPiper:
         """This engine with sessions whose noise starts at `seed`: the same text, in the same
         order, gives the same samples (a chapter made again)."""

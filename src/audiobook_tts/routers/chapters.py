@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from audiobook_tts.audio import CONTENT_TYPES, encode
-from audiobook_tts.chapter import ChapterError, render_chapter
+from audiobook_tts.chapter import ChapterError
 from audiobook_tts.engines import Engine
 from audiobook_tts.lexicon import (
     MAX_FIELD,
@@ -20,6 +20,7 @@ from audiobook_tts.lexicon import (
     Lexicon,
     LexiconError,
 )
+from audiobook_tts.listening.checking import render_checked_chapter
 from audiobook_tts.openapi import audio_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.synthesis import Refused, Synthesis
@@ -45,6 +46,9 @@ class ChapterRequest(BaseModel):
     # phonemes for the espeak and piper engines: "say": "[[tS'Vmli]]". A list, not a map: a
     # schema can say what each word may be.
     lexicon: list[LexiconEntry] = Field(default_factory=list, max_length=MAX_REQUEST_ENTRIES)
+    # Hear the chapter as it is made (where the service has a listener): sentences that do not
+    # say their text are retaken (an engine that samples) or flagged in the report.
+    check: bool = True
 
 
 @router.post(
@@ -61,8 +65,9 @@ async def chapter(request: Request, body: ChapterRequest) -> Response:
 
     async def work(engine: Engine) -> Response:
         try:
+            listener = synthesis.listener if body.check else None
             rendered = await synthesis.in_thread(
-                render_chapter, engine, text, body.voice, body.speed
+                render_checked_chapter, engine, text, body.voice, body.speed, listener
             )
         except ChapterError as error:
             return error_response(400, f"input: {error}", "input")
