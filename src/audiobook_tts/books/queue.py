@@ -64,7 +64,7 @@ def broker_for(url: str, heartbeat_seconds: int) -> RedisBroker:
     # Retries: a task that raised (Redis gone mid-task, a worker stopping) is tried again;
     # no time limit (a chapter of a slow engine takes what it takes), maintenance on every
     # call (a dead worker's messages go back at the next look, not one call in a thousand).
-    return RedisBroker(
+    return RedisBroker(  # type: ignore[no-untyped-call]
         url=url,
         namespace=NAMESPACE,
         heartbeat_timeout=heartbeat_seconds * 1000,
@@ -141,11 +141,10 @@ def _message(job: Job, actor: str, index: int = 0) -> dramatiq.Message[None]:
 
 def job_progress(client: redis.Redis, job: Job) -> Progress:
     """Where a running job stands, from what its workers record in Redis."""
-    done = {int(i) for i in client.smembers(_key("done", job.id))}  # type: ignore[union-attr]
-    found = {int(i) for i in client.smembers(_key("found", job.id))}  # type: ignore[union-attr]
+    done = {int(i) for i in client.smembers(_key("done", job.id))}
+    found = {int(i) for i in client.smembers(_key("found", job.id))}
     speaking = {
-        int(index): int(count)
-        for index, count in client.hgetall(_key("speaking", job.id)).items()  # type: ignore[union-attr]
+        int(index): int(count) for index, count in client.hgetall(_key("speaking", job.id)).items()
     }
     started = client.get(_key("started", job.id))
     sentences = [chapter.sentences for chapter in job.chapters]
@@ -155,7 +154,7 @@ def job_progress(client: redis.Redis, job: Job) -> Progress:
     total = sum(sentences)
     seconds_left = None
     if started is not None and synthesised:
-        elapsed = time.time() - float(started)  # type: ignore[arg-type]
+        elapsed = time.time() - float(started)
         if elapsed > 0:
             seconds_left = round(
                 max(0.0, (total - sentences_done - spoken) * elapsed / synthesised), 1
@@ -329,7 +328,7 @@ class QueueWorker:
         except Exception as error:
             self._fail(job_id, f"{type(error).__name__}: {error}")
             return
-        found = len(persist(lambda: self.client.smembers(_key("found", job_id))))  # type: ignore[arg-type]
+        found = len(persist(lambda: self.client.smembers(_key("found", job_id))))
         finished = done.with_status(done.status, chapters_found_made=found)
 
         def finish(job: Job) -> Job | None:
@@ -348,7 +347,7 @@ class QueueWorker:
         broker = self.queue.broker
         dramatiq.set_broker(broker)
         for name, function in ((PIECE, self.piece), (JOIN, self.join)):
-            dramatiq.actor(
+            dramatiq.actor(  # type: ignore[call-overload]
                 function,
                 actor_name=name,
                 broker=broker,
