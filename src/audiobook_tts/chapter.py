@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from sentencex import segment
 
-from audiobook_tts.audio import LevelReport, Samples, db, measure, resample, rms
+from audiobook_tts.audio import LevelReport, Samples, db, limit, measure, resample, rms
 from audiobook_tts.engines.base import Audio, Engine, SeededEngine, synthesize_all
 from audiobook_tts.listening.report import ChapterCheck
 
@@ -76,19 +75,6 @@ def room_tone(count: int, rng: np.random.Generator) -> Samples:
     """`count` samples of very quiet noise instead of digital silence (which ACX flags)."""
     level = 10 ** (ROOM_TONE_DB / 20)
     return (rng.standard_normal(count) * level).astype(np.float32)
-
-
-def limit(samples: Samples, rate: int, ceiling: float) -> Samples:
-    """A look-ahead peak limiter: gain dips smoothly around the peaks above the ceiling."""
-    magnitude = np.abs(samples).astype(np.float64)
-    gain = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-9))
-    window = max(1, int(0.005 * rate))
-    gain = minimum_filter1d(gain, size=2 * window + 1)
-    gain = uniform_filter1d(gain, size=window)
-    limited = samples * gain
-    # The smoothing can leave a sample a hair above the ceiling: clamp those exactly.
-    clamped: np.ndarray = np.clip(limited, -ceiling, ceiling)
-    return clamped.astype(np.float32)
 
 
 def master(speech: Samples, rate: int) -> Samples:

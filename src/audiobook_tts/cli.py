@@ -95,7 +95,11 @@ def _worker(_: argparse.Namespace) -> int:
     settings = _settings()
     if settings is None:
         return 2
-    return run_worker(settings)
+    try:
+        listener = _listener(settings)
+    except _NoListener:
+        return 2
+    return run_worker(settings, listener)
 
 
 def _healthcheck(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ class Cluster:
             AUDIOBOOK_TTS_DATA=str(self.data),
             AUDIOBOOK_TTS_ENGINES="espeak",
             AUDIOBOOK_TTS_QUEUE_HEARTBEAT="2",
+            AUDIOBOOK_TTS_LISTENER_MODEL="off",  # the listener's own tests hear books
         )
         env.update(extra)
         return env
@@ -200,7 +201,9 @@ def test_a_killed_worker_s_chapter_is_made_by_another_and_the_files_are_the_same
     # An uninterrupted run of the same book, by the command line, in a store of its own.
     (tmp_path / "book.epub").write_bytes(book)
     whole = tmp_path / "whole"
-    assert main(["book", str(tmp_path / "book.epub"), "-o", str(whole), "--engine", "espeak"]) in (
+    assert main(
+        ["book", str(tmp_path / "book.epub"), "-o", str(whole), "--engine", "espeak", "--no-check"]
+    ) in (
         0,
         3,
     )

@@ -55,8 +55,15 @@ def test_an_old_job_json_is_read_as_a_book_job_of_no_owner() -> None:
     assert job.chapters == (ChapterEntry(2, "The Café", "chapter-02.mp3", 4),)
     assert job.skipped[0].skipped_because == "table of contents"
     assert job.options == JobOptions("espeak")
-    # Written again it says the same, plus its kind and owner.
-    assert job.to_json() == {**OLD_JOB, "kind": "book", "owner": ""}
+    # Written again it says the same, plus its kind, its owner, and what came since (the check).
+    options = {**OLD_JOB["options"], "check": True}  # type: ignore[dict-item]
+    assert job.to_json() == {
+        **OLD_JOB,
+        "kind": "book",
+        "owner": "",
+        "options": options,
+        "check_passed": None,
+    }
 
 
 def test_a_job_round_trips() -> None:

@@ -40,6 +40,7 @@ from audiobook_tts.books.runners import Work, runner_for
 from audiobook_tts.config import ServiceSettings, choose_book_engine
 from audiobook_tts.engines import EngineError, check_engine, load_engine
 from audiobook_tts.engines.base import Engine
+from audiobook_tts.listening.listener import Hearing
 
 T = TypeVar("T")
 NAMESPACE = "audiobook-tts"
@@ -195,9 +196,15 @@ def persist(action: Callable[[], T], seconds: float = RECONNECT_SECONDS) -> T:
 class QueueWorker:
     """One worker process: its engines loaded once, one task at a time."""
 
-    def __init__(self, settings: ServiceSettings, engines: dict[str, Engine]) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        engines: dict[str, Engine],
+        listener: Hearing | None = None,
+    ) -> None:
         self.settings = settings
         self.engines = engines
+        self.listener = listener
         self.queue = RedisQueue(settings.queue, settings.queue_heartbeat)
         self.client = self.queue.client
         self.store = JobStore(Path(settings.data), settings.max_book_bytes, self.queue.locker)
@@ -280,6 +287,7 @@ class QueueWorker:
                     self._engine(job),
                     should_stop=should_stop,
                     on_sentences=on_sentences,
+                    listener=self.listener,
                 ),
             )
         except Cancelled:
@@ -322,7 +330,9 @@ class QueueWorker:
         if job is None:
             return
         try:
-            done = runner_for(job).join(job, Work(self.store, self._engine(job)))
+            done = runner_for(job).join(
+                job, Work(self.store, self._engine(job), listener=self.listener)
+            )
         except (redis.RedisError, Stopping):
             raise
         except Exception as error:
@@ -397,8 +407,9 @@ class QueueWorker:
                     self.queue.broker.do_qsize(queue)
 
 
-def run_worker(settings: ServiceSettings) -> int:
-    """`audiobook-tts worker`: load the engines, then take tasks until stopped."""
+def run_worker(settings: ServiceSettings, listener: Hearing | None = None) -> int:
+    """`audiobook-tts worker`: load the engines, then take tasks until stopped; `listener`
+    (loaded by the caller, as for `serve`) hears each chapter as it is made."""
     if not settings.queue or not settings.data:
         print(
             "error: a worker needs AUDIOBOOK_TTS_QUEUE (redis://host:6379/0) and "
@@ -415,7 +426,7 @@ def run_worker(settings: ServiceSettings) -> int:
             # Its jobs wait on their engine's queue for a worker that has it.
             print(f"error: the {name} engine cannot load: {error}", file=sys.stderr)
             return 3
-    worker = QueueWorker(settings, engines)
+    worker = QueueWorker(settings, engines, listener)
     problem = worker.queue.problem()
     if problem is not None:
         print(f"warning: {problem}; waiting for it", file=sys.stderr, flush=True)

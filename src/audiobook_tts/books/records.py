@@ -66,6 +66,8 @@ class JobOptions:
     speed: float = 1.0
     chapters: str = ""
     footnotes: str = ""
+    # Hear each chapter as it is made (where the service has a listener).
+    check: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -74,6 +76,7 @@ class JobOptions:
             "speed": self.speed,
             "chapters": self.chapters,
             "footnotes": self.footnotes,
+            "check": self.check,
         }
 
     @classmethod
@@ -85,6 +88,7 @@ class JobOptions:
             speed=_number(options.get("speed", 1.0), "options.speed"),
             chapters=_text(options.get("chapters", ""), "options.chapters"),
             footnotes=_text(options.get("footnotes", ""), "options.footnotes"),
+            check=bool(options.get("check", True)),
         )
 
 
@@ -241,6 +245,8 @@ class Job:
     # The API key's id (its SHA-256) that made the job; "" where the service has no keys.
     owner: str = ""
     meets_acx: bool | None = None
+    # Whether the listener heard every sentence say its text (None: not checked).
+    check_passed: bool | None = None
     chapters_found_made: int | None = None
 
     @property
@@ -271,6 +277,7 @@ class Job:
         }
         if self.meets_acx is not None:
             record["meets_acx"] = self.meets_acx
+            record["check_passed"] = self.check_passed
         if self.chapters_found_made is not None:
             record["chapters_found_made"] = self.chapters_found_made
         return record
@@ -283,6 +290,7 @@ class Job:
         record = _mapping(data, "job")
         error = record.get("error")
         meets = record.get("meets_acx")
+        passed = record.get("check_passed")
         found = record.get("chapters_found_made")
         return cls(
             id=_text(record.get("id"), "id"),
@@ -302,6 +310,7 @@ class Job:
             kind=_text(record.get("kind", BOOK_KIND), "kind"),
             owner=_text(record.get("owner", ""), "owner"),
             meets_acx=None if meets is None else bool(meets),
+            check_passed=None if passed is None else bool(passed),
             chapters_found_made=None if found is None else _int(found, "chapters_found_made"),
         )
 

@@ -20,6 +20,7 @@ from audiobook_tts.books.making import (
 )
 from audiobook_tts.books.records import BOOK_KIND, DONE, Job
 from audiobook_tts.engines.base import Engine
+from audiobook_tts.listening.listener import Hearing
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Work:
     should_stop: Callable[[], bool] = lambda: False
     # A piece's sentences as they are spoken: (done, of the piece).
     on_sentences: Callable[[int, int], None] = lambda _done, _total: None
+    # Hears each chapter as it is made (None: no listener here).
+    listener: Hearing | None = None
 
 
 class JobRunner(Protocol):
@@ -68,12 +71,11 @@ class BookRunner:
             work.store.output(job.id),
             on_progress=on_progress,
             should_stop=work.should_stop,
+            listener=work.listener,
         )
         # Of this run: a resumed job finds the chapters made before it stopped.
         found = last[0].chapters_found_made if last else 0
-        return job.with_status(
-            DONE, meets_acx=bool(description["meets_acx"]), chapters_found_made=found
-        )
+        return _done(job, description, chapters_found_made=found)
 
     def pieces(self, job: Job, store: JobStore) -> int:
         return len(job.chapters)
@@ -87,14 +89,18 @@ class BookRunner:
             work.store.chapters,
             work.store.output(job.id),
             on_sentences=work.on_sentences,
+            listener=work.listener,
         )
         return found
 
     def join(self, job: Job, work: Work) -> Job:
         plan = work.store.plan(job)
         request = _request(job)
+        listening = work.listener if request.check else None
         keys = [
-            chapter_key(chapter.text, work.engine, request.voice, request.speed, request.seed)
+            chapter_key(
+                chapter.text, work.engine, request.voice, request.speed, request.seed, listening
+            )
             for chapter in plan.chapters
         ]
         made = []
@@ -112,12 +118,24 @@ class BookRunner:
             request,
             work.store.chapters,
             work.store.output(job.id),
+            listening,
         )
-        return job.with_status(DONE, meets_acx=bool(description["meets_acx"]))
+        return _done(job, description)
 
 
 def _request(job: Job) -> BookRequest:
-    return BookRequest(job.options.voice, job.options.speed)
+    return BookRequest(job.options.voice, job.options.speed, check=job.options.check)
+
+
+def _done(job: Job, description: dict[str, object], **changes: object) -> Job:
+    """The job's record once its book.json is written."""
+    check = description.get("check")
+    return job.with_status(
+        DONE,
+        meets_acx=bool(description["meets_acx"]),
+        check_passed=check.get("passed") if isinstance(check, dict) else None,
+        **changes,
+    )
 
 
 RUNNERS: dict[str, JobRunner] = {BOOK_KIND: BookRunner()}

@@ -21,6 +21,7 @@ from audiobook_tts.books.records import CANCELLED, FAILED, RUNNING, Job, Progres
 from audiobook_tts.books.runners import Work, runner_for
 from audiobook_tts.config import SettingsError, choose_book_engine
 from audiobook_tts.engines.base import Engine
+from audiobook_tts.listening.listener import Hearing
 from audiobook_tts.synthesis import Synthesis
 
 POLL_SECONDS = 0.5
@@ -63,7 +64,7 @@ class EmbeddedWorker:
         unfinished.sort(key=lambda job: (job.status != RUNNING, job.created))
         return unfinished[0] if unfinished else None
 
-    def run(self, job: Job, engine: Engine) -> str:
+    def run(self, job: Job, engine: Engine, listener: Hearing | None = None) -> str:
         """Make the job; returns its status after (`running` when the service stops)."""
         taken = self.store.update(
             job.id, lambda job: job.with_status(RUNNING) if job.unfinished else None
@@ -79,7 +80,7 @@ class EmbeddedWorker:
             return self.stopping.is_set() or job_id in self.queue.cancelled
 
         try:
-            work = Work(self.store, engine, on_progress, should_stop)
+            work = Work(self.store, engine, on_progress, should_stop, listener=listener)
             done = runner_for(taken).run(taken, work)
         except Cancelled:
             if job_id not in self.queue.cancelled:
@@ -113,7 +114,9 @@ class EmbeddedWorker:
                 await anyio.sleep(POLL_SECONDS)  # still loading (csm): the job waits
                 continue
             try:
-                await synthesis.in_thread(self.run, job, synthesis.engines[name])
+                await synthesis.in_thread(
+                    self.run, job, synthesis.engines[name], synthesis.listener
+                )
             except Exception as error:  # a job that cannot even start must not stop the service
                 print(f"error: book job {job.id}: {error}", file=sys.stderr, flush=True)
                 with suppress(OSError, ValueError):

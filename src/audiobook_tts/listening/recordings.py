@@ -62,7 +62,7 @@ def _spans(container: av.container.InputContainer) -> list[_Span]:
 def duration(path: Path) -> float:
     """The file's duration in seconds, from its container (RecordingRefused if unreadable)."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), "r") as container:
             if not container.streams.audio:
                 raise RecordingRefused(f"{path.name}: no audio stream", "not_audio")
             if container.duration is not None:
@@ -90,7 +90,7 @@ def read_recordings(paths: Sequence[Path], max_seconds: float) -> list[Recording
     recordings: list[Recording] = []
     for path in paths:
         samples = _decode(path)
-        with av.open(str(path)) as container:
+        with av.open(str(path), "r") as container:
             spans = _spans(container)
         for span in spans:
             first = int(span.start * RATE)
@@ -110,7 +110,7 @@ def _decode(path: Path) -> Samples:
     chunks: list[np.ndarray] = []
     resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), "r") as container:
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))

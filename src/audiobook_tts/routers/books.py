@@ -64,6 +64,13 @@ async def submit_book(
     lexicon: Annotated[
         UploadFile | None, File(description="lexicon.tsv: word<TAB>respelling a line")
     ] = None,
+    check: Annotated[
+        bool,
+        Form(
+            description="hear each chapter as it is made (where the service has a listener): "
+            "sentences that do not say their text are retaken or flagged in book.json"
+        ),
+    ] = True,
 ) -> Response:
     jobs = _jobs(request)
     if jobs is None:
@@ -84,7 +91,7 @@ async def submit_book(
         except UnicodeDecodeError:
             return error_response(400, "lexicon: not UTF-8 text", "lexicon")
     upload = Upload(file.file, file.filename or "", file.content_type or "", lexicon_text)
-    options = JobOptions(name, voice, speed, chapters, footnotes)
+    options = JobOptions(name, voice, speed, chapters, footnotes, check)
     try:
         job = await anyio.to_thread.run_sync(jobs.submit, upload, options, owner(request))
     except BookRefused as refused:

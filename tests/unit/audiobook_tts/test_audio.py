@@ -1,0 +1,66 @@
+"""Full-scale audio in every format decodes with no sample over full scale: true peaks are
+limited to -1 dBTP before lossy encoding, streamed and whole alike."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+
+from audiobook_tts.audio import (
+    FORMATS,
+    decoded_peak,
+    encode,
+    limit_true_peak,
+    true_peaks,
+)
+from audiobook_tts.streaming import Encoder
+
+RATE = 24000
+CEILING = 10 ** (-1 / 20)
+
+
+def full_scale() -> dict[str, np.ndarray]:
+    time = np.arange(RATE * 2) / RATE
+    return {
+        # What the tiny random csm makes: dense noise at full scale.
+        "noise": np.random.default_rng(0).uniform(-1, 1, time.size).astype(np.float32),
+        "square": np.sign(np.sin(2 * np.pi * 220 * time)).astype(np.float32),
+        "sine": np.sin(2 * np.pi * 440 * time).astype(np.float32),
+    }
+
+
+def peak(data: bytes, response_format: str) -> float:
+    if response_format == "pcm":
+        return float(np.abs(np.frombuffer(data, "<i2") / 32768.0).max())
+    if response_format in ("wav", "flac"):
+        samples, _ = soundfile.read(io.BytesIO(data), dtype="float32")
+        return float(np.abs(samples).max())
+    return decoded_peak(data)
+
+
+@pytest.mark.parametrize("response_format", FORMATS)
+@pytest.mark.parametrize("name", ["noise", "square", "sine"])
+def test_full_scale_input_decodes_under_full_scale(response_format: str, name: str) -> None:
+    assert peak(encode(full_scale()[name], RATE, response_format), response_format) <= 1.0
+
+
+@pytest.mark.parametrize("name", ["noise", "square", "sine"])
+def test_a_streamed_mp3_is_limited_chunk_by_chunk(name: str) -> None:
+    samples = full_scale()[name]
+    encoder = Encoder("mp3", RATE)
+    data = encoder.start()
+    for start in range(0, samples.size, RATE // 5):
+        data += encoder.write(samples[start : start + RATE // 5])
+    data += encoder.finish()
+    assert decoded_peak(data) <= CEILING + 0.01  # MP3 keeps -1 dBTP within a hair
+
+
+def test_the_limiter_holds_true_peaks_at_the_ceiling_and_leaves_quiet_audio_alone() -> None:
+    loud = full_scale()["noise"]
+    limited = limit_true_peak(loud, RATE)
+    assert float(true_peaks(limited).max()) <= CEILING + 1e-3
+    quiet = (loud * 0.5).astype(np.float32)  # a mastered chapter peaks at -4 dBFS or less
+    assert limit_true_peak(quiet, RATE) is quiet
