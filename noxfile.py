@@ -86,7 +86,7 @@ def tts(session: nox.Session) -> None:
     # No torch here: the csm checks have the image make its tiny model (a smaller venv).
     install_locked(session, DEV_LOCK, SERVICE_LOCK)
     session.run("inv", "build", "--progress", "tty")
-    session.run("inv", "build", "--engines", "espeak,piper,csm", "--progress", "tty")
+    session.run("inv", "build", "--engines", "espeak,piper,csm,listener", "--progress", "tty")
     session.run("inv", "test-tools")  # ffprobe, to read the books' M4B
     session.run("pytest", "--junitxml=build-logs/junit-tts.xml", *pytest_args(session, "tests/tts"))
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,11 @@ from audiobook_tts.books.worker import EmbeddedWorker, LocalQueue
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
 from audiobook_tts.keys import ApiKeys, KeyRing
-from audiobook_tts.listening.listener import Listener
+from audiobook_tts.listening.checkjobs import CheckJobs
+from audiobook_tts.listening.listener import Hearing
 from audiobook_tts.openapi import patch
 from audiobook_tts.responses import error_response
-from audiobook_tts.routers import books, chapters, health, speech
+from audiobook_tts.routers import books, chapters, checks, health, speech
 from audiobook_tts.synthesis import Synthesis
 
 # Loaded after the server starts: minutes on a CPU for a real model.
@@ -123,7 +125,7 @@ def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
     on_load_failure: Callable[[str], None] = stop_the_service,
-    listener: Listener | None = None,
+    listener: Hearing | None = None,
 ) -> FastAPI:
     """The service over `settings`' engines; `listener` (loaded by the caller, as `serve`
     does before the server starts) hears chapters and books as they are made."""
@@ -143,6 +145,11 @@ def create_app(
         local = LocalQueue()
         jobs = BookJobs(store, local)
         worker = EmbeddedWorker(store, local)
+    check_jobs = (
+        CheckJobs(Path(settings.data), settings.max_book_bytes, settings.max_check_seconds)
+        if settings.data and listener is not None
+        else None
+    )
 
     async def load(name: str) -> None:
         try:
@@ -170,20 +177,34 @@ def create_app(
                     await load(name)
             if worker is not None:
                 background.start_soon(worker.serve, synthesis)
+            if check_jobs is not None and listener is not None:
+                # The one loop that hears checks, in a thread of its own (not counted against
+                # the synthesis limit: it hears, it does not speak).
+                background.start_soon(
+                    partial(anyio.to_thread.run_sync, abandon_on_cancel=True),
+                    check_jobs.work,
+                    listener,
+                )
             yield
             if worker is not None:
                 worker.stopping.set()  # a running book stops at its next sentence, resumable
+            if check_jobs is not None:
+                check_jobs.stopping.set()  # a running check stops after its chapter
             background.cancel_scope.cancel()
 
     app = FastAPI(title="audiobook-tts", version=__version__, lifespan=lifespan)
     app.state.synthesis = synthesis
     app.state.book_jobs = jobs
+    app.state.check_jobs = check_jobs
     if keys is not None:
         app.add_middleware(ApiKeys, keys=keys)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
-        limits={"/v1/audiobook/books": settings.max_book_bytes + FORM_ALLOWANCE},
+        limits={
+            "/v1/audiobook/books": settings.max_book_bytes + FORM_ALLOWANCE,
+            "/v1/audiobook/checks": settings.max_book_bytes + FORM_ALLOWANCE,
+        },
     )
 
     @app.exception_handler(StarletteHTTPException)
@@ -206,6 +227,7 @@ def create_app(
     app.include_router(speech.router)
     app.include_router(chapters.router)
     app.include_router(books.router)
+    app.include_router(checks.router)
 
     def openapi_document() -> dict[str, Any]:
         if app.openapi_schema is not None:

@@ -47,6 +47,22 @@ def book_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: described[status] for status in statuses}
 
 
+def check_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The errors of the check routes."""
+    described = {
+        400: _error(
+            "A book or audio that cannot be read, silent audio, or not one recording a chapter"
+        ),
+        404: _error("No such check, or no report (yet)"),
+        413: _error(
+            "Uploads over AUDIOBOOK_TTS_MAX_BOOK_BYTES, or audio over "
+            "AUDIOBOOK_TTS_MAX_CHECK_SECONDS"
+        ),
+        503: _error("No listener in this service, or no data folder (AUDIOBOOK_TTS_DATA)"),
+    }
+    return {status: described[status] for status in statuses}
+
+
 def file_responses() -> dict[int | str, dict[str, Any]]:
     """A job's files: chapter MP3s, the M4B, book.json."""
     binary = {"schema": {"type": "string", "format": "binary"}}

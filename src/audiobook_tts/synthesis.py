@@ -15,7 +15,7 @@ import anyio
 
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, EngineRefusal
-from audiobook_tts.listening.listener import Listener
+from audiobook_tts.listening.listener import Hearing
 
 T = TypeVar("T")
 # The request's `model`: an engine's name, an alias, or OpenAI's names for the first engine.
@@ -52,7 +52,7 @@ class Admission:
 
 
 class Synthesis:
-    def __init__(self, settings: ServiceSettings, listener: Listener | None = None) -> None:
+    def __init__(self, settings: ServiceSettings, listener: Hearing | None = None) -> None:
         self.settings = settings
         # Hears chapters and books as they are made (None: not installed, or off).
         self.listener = listener

@@ -48,7 +48,7 @@ IMAGE_VARIANTS = {
     "cpu": ImageVariant(
         "cpu",
         "cpu",
-        "espeak",
+        "espeak,piper",
         ratios=(*((s, 1.0) for s in SCENARIOS), ("deps-change", 8.0), ("app-change", 10.0)),
         seconds=(*TARGET_SECONDS.items(), ("base-change", 15.0)),
     ),

@@ -60,9 +60,10 @@ def plot(samples: list[float], rate: int, path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def neural_image(settings: Settings, docker_client: DockerClient) -> str:
-    """The image with every engine (nox -s tts builds it); csm loads only with a model."""
-    reference = f"{settings.image}:cpu-espeak-piper-csm"
-    return built(docker_client, reference, "inv build --engines espeak,piper,csm")
+    """The image with every engine and the listener (nox -s tts builds it); csm loads only
+    with a model."""
+    reference = f"{settings.image}:cpu-espeak-piper-csm-listener"
+    return built(docker_client, reference, "inv build --engines espeak,piper,csm,listener")
 
 
 @pytest.fixture(scope="session")

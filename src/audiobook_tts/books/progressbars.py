@@ -28,6 +28,7 @@ class BookProgressBars:
         self.book: tqdm[None] | None = None
         self.chapter: tqdm[None] | None = None
         self.reported = 0
+        self.activity = ""
 
     def __enter__(self) -> BookProgressBars:
         if self.terminal:
@@ -38,6 +39,8 @@ class BookProgressBars:
 
     def update(self, progress: BookProgress) -> None:
         left = f"{duration(progress.seconds_left())} left"
+        flagged = f", {progress.sentences_flagged} flagged" if progress.sentences_flagged else ""
+        left += flagged
         if self.book is not None and self.chapter is not None:
             self.book.total = progress.sentences_total
             self.book.n = progress.sentences_done
@@ -48,17 +51,24 @@ class BookProgressBars:
             self.book.refresh()
             self.chapter.total = progress.chapter_sentences_total
             self.chapter.n = progress.chapter_sentences_done
-            self.chapter.set_description(progress.chapter[:40], refresh=False)
+            # What is being done to it: speaking, listening, retaking sentence N, scoring.
+            doing = f" ({progress.activity})" if progress.activity else ""
+            self.chapter.set_description(f"{progress.chapter[:40]}{doing}", refresh=False)
             self.chapter.refresh()
-        elif progress.chapters_done > self.reported:
-            self.reported = progress.chapters_done
-            print(
-                f"  chapter {progress.chapters_done}/{progress.chapters_total} done "
-                f"({progress.chapter}); sentences {progress.sentences_done}/"
-                f"{progress.sentences_total}; {left}",
-                file=sys.stderr,
-                flush=True,
-            )
+        else:
+            if progress.activity != self.activity:
+                self.activity = progress.activity
+                if progress.activity not in ("", "speaking"):  # listening, retaking, scoring
+                    print(f"  {progress.chapter}: {progress.activity}", file=sys.stderr, flush=True)
+            if progress.chapters_done > self.reported:
+                self.reported = progress.chapters_done
+                print(
+                    f"  chapter {progress.chapters_done}/{progress.chapters_total} done "
+                    f"({progress.chapter}); sentences {progress.sentences_done}/"
+                    f"{progress.sentences_total}; {left}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def __exit__(
         self,

@@ -8,14 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import jiwer
-
 from audiobook_tts.books.making import PlannedChapter
 from audiobook_tts.chapter import chunks
 from audiobook_tts.listening.alignment import (
     HeardSegment,
     SentenceScore,
     score_sentences,
+    word_error_rate,
 )
 from audiobook_tts.listening.listener import FALLBACK_MAX_WER, Hearing
 from audiobook_tts.listening.quality import Dnsmos
@@ -157,7 +156,7 @@ def _placed(
         if audit.passed or not words:
             placed.append(audit)
             continue
-        rates = [jiwer.wer(text, words) if text else 1.0 for text in texts]
+        rates = [word_error_rate(text.split(), words.split()) for text in texts]
         best = min(range(len(rates)), key=rates.__getitem__)
         if best != position and rates[best] + ANOTHER_CHAPTER_MARGIN < audit.wer:
             audit = ChapterAudit(**{**audit.__dict__, "sounds_like": planned[best].section.number})

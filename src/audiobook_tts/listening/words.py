@@ -9,14 +9,17 @@ numbers across a full stop ("thirteen. Forty" would read as 1340).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-
-from whisper_normalizer.english import EnglishTextNormalizer
 
 
 @lru_cache(maxsize=1)
-def _normaliser() -> EnglishTextNormalizer:
-    return EnglishTextNormalizer()
+def _normaliser() -> Callable[[str], str]:
+    # The listener's lock: imported on first use, so that an image without it still serves.
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normaliser: Callable[[str], str] = EnglishTextNormalizer()
+    return normaliser
 
 
 def normal_words(text: str) -> tuple[str, ...]:

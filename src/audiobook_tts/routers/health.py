@@ -38,4 +38,5 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse(
             status_code=503, content={"status": "loading", "loading": waiting, "engines": loaded}
         )
-    return JSONResponse(content={"status": "ready", "engines": loaded})
+    listener = synthesis.listener.facts() if synthesis.listener is not None else None
+    return JSONResponse(content={"status": "ready", "engines": loaded, "listener": listener})

@@ -77,6 +77,12 @@ def test_one_misheard_word_stays_under_the_bar() -> None:
     assert 0 < scores.sentences[0].wer < 0.1
 
 
+def test_a_single_misheard_word_of_a_short_sentence_is_not_flagged() -> None:
+    scores = score_sentences(["Suddenly, thump!", "Thump!"], heard("Suddenly some.", "Some."), 0.3)
+    assert flagged(scores) == {}
+    assert [score.wer for score in scores.sentences] == [0.5, 1.0]
+
+
 def test_nothing_heard_flags_every_sentence_missing() -> None:
     scores = score_sentences(SENTENCES[:2], (), 0.5)
     assert flagged(scores) == {0: "missing", 1: "missing"}
