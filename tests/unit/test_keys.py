@@ -19,6 +19,8 @@ from audiobook_tts.app import create_app
 from audiobook_tts.config import ServiceSettings, SettingsError
 from audiobook_tts.keys import KeyRing, key_hash
 from tests import bookfiles
+from tests.unit.audiobook_tts.listening.fakes import CodedEngine, CodedListener
+from tests.unit.audiobook_tts.listening.test_bookcheck import BOOK, planned, spoken, wav
 from tests.unit.test_books import CountingTone, submit, wait
 
 KEY_A, KEY_B = "sk-alpha-0123456789", "sk-beta-9876543210"
@@ -114,3 +116,38 @@ def test_urllib_reads_the_413_of_a_12_mib_body(served: str) -> None:
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == 413
     assert b"request body over" in refused.value.read()
+
+
+def test_a_check_job_is_its_key_s_alone(tmp_path: Path) -> None:
+    engine = CodedEngine()
+    audio = [wav(spoken(engine, chapter)) for chapter in planned(tmp_path)]
+    (tmp_path / "keys").write_text(f"{KEY_A}\n{KEY_B}\n")
+    settings = ServiceSettings(
+        engines=("coded",), data=str(tmp_path / "data"), api_keys=str(tmp_path / "keys")
+    )
+    app = create_app(settings, loader=lambda *_: engine, listener=CodedListener(engine))
+    a = {"Authorization": f"Bearer {KEY_A}"}
+    b = {"Authorization": f"Bearer {KEY_B}"}
+    with TestClient(app) as client:
+        submitted = client.post(
+            "/v1/audiobook/checks",
+            files=[
+                ("book", ("river.md", BOOK.encode(), "text/markdown")),
+                *[("audio", (f"{n}.wav", data, "audio/wav")) for n, data in enumerate(audio)],
+            ],
+            headers=a,
+        )
+        assert submitted.status_code == 202, submitted.text
+        location = submitted.headers["location"]
+        deadline = time.monotonic() + 60
+        while client.get(location, headers=a).json()["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert client.get(f"{location}/report", headers=a).status_code == 200
+        for path in (location, f"{location}/report"):
+            assert client.get(path, headers=b).status_code == 404, path
+        assert client.delete(location, headers=b).status_code == 404
+        assert client.get("/v1/audiobook/checks", headers=b).json() == {"checks": []}
+        mine = client.get("/v1/audiobook/checks", headers=a).json()["checks"]
+        assert [check["id"] for check in mine] == [submitted.json()["id"]]
+        assert "owner" not in mine[0]
