@@ -96,8 +96,16 @@ class RedisQueue:
 
     @contextmanager
     def _locked(self, job_id: str) -> Iterator[None]:
-        with self.client.lock(_key("lock", job_id), timeout=60, blocking_timeout=30):
+        lock = self.client.lock(_key("lock", job_id), timeout=60, blocking_timeout=30)
+        try:
+            lock.acquire()
+        except redis.RedisError as error:
+            raise QueueUnavailable(f"the queue does not answer: {error}") from None
+        try:
             yield
+        finally:
+            with suppress(redis.RedisError):
+                lock.release()
 
     def locker(self, job_id: str) -> AbstractContextManager[None]:
         return self._locked(job_id)
@@ -115,7 +123,10 @@ class RedisQueue:
             raise QueueUnavailable(f"the queue does not answer: {error}") from None
 
     def request_cancel(self, job_id: str) -> None:
-        self.client.set(_key("cancel", job_id), "1", ex=KEPT_SECONDS)
+        try:
+            self.client.set(_key("cancel", job_id), "1", ex=KEPT_SECONDS)
+        except redis.RedisError as error:
+            raise QueueUnavailable(f"the queue does not answer: {error}") from None
 
     def progress(self, job: Job) -> Progress | None:
         try:
@@ -187,7 +198,7 @@ def persist(action: Callable[[], T], seconds: float = RECONNECT_SECONDS) -> T:
     while True:
         try:
             return action()
-        except redis.ConnectionError:
+        except (redis.ConnectionError, QueueUnavailable):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -295,7 +306,7 @@ class QueueWorker:
                 raise Stopping("the worker is stopping") from None
             self._end_cancelled(job_id)
             return
-        except (redis.RedisError, Stopping):
+        except (redis.RedisError, QueueUnavailable, Stopping):
             raise
         except Exception as error:  # a chapter that cannot be made fails its job
             self._fail(job_id, f"{type(error).__name__}: {error}")
@@ -333,7 +344,7 @@ class QueueWorker:
             done = runner_for(job).join(
                 job, Work(self.store, self._engine(job), listener=self.listener)
             )
-        except (redis.RedisError, Stopping):
+        except (redis.RedisError, QueueUnavailable, Stopping):
             raise
         except Exception as error:
             self._fail(job_id, f"{type(error).__name__}: {error}")

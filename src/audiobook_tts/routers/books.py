@@ -123,7 +123,10 @@ async def job(request: Request, job_id: str) -> Response:
     if jobs is None:
         return _no_jobs()
     act = jobs.cancel if request.method == "DELETE" else jobs.status
-    status = await anyio.to_thread.run_sync(act, job_id, owner(request))
+    try:
+        status = await anyio.to_thread.run_sync(act, job_id, owner(request))
+    except QueueUnavailable as error:
+        return error_response(503, str(error), headers={"Retry-After": "5"})
     if status is None:
         return error_response(404, f"no job {job_id!r}", "job_id")
     return JSONResponse(status)
