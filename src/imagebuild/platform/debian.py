@@ -17,7 +17,8 @@ OS_RELEASE = Path("/etc/os-release")
 APT_SOURCE = Path("/etc/apt/sources.list.d/audiobook-tts-trixie.sources")
 APT_PIN = Path("/etc/apt/preferences.d/audiobook-tts-trixie.pref")
 MIN_ENGINE_MAJOR = 26
-ENGINE_PACKAGES = ("docker.io", "docker-buildx", "containerd", "docker-cli")
+# docker-compose 2.x: `docker compose up --scale worker=3` (docs/workers.md).
+ENGINE_PACKAGES = ("docker.io", "docker-buildx", "containerd", "docker-cli", "docker-compose")
 SUPPORTED_DEBIAN = ("12", "13")
 
 TRIXIE_SOURCE = """\
@@ -151,15 +152,21 @@ def dpkg_installed(package: str) -> bool:
 
 
 # What the speech checks run on the host beside the images: ffprobe reads the books' M4B
-# the way audiobook tools do (the image itself holds FFmpeg's libraries, not its programs).
-TEST_PACKAGES = ("ffmpeg",)
+# the way audiobook tools do (the image itself holds FFmpeg's libraries, not its programs);
+# redis-server is the queue the workers' tests start on a loopback port.
+TEST_PACKAGES = ("ffmpeg", "redis-server")
+# The compose file's test and measurement: `docker compose up --scale worker=N`.
+COMPOSE_PACKAGE = "docker-compose"
 
 
 def install_test_tools(settings: Settings, printer: Printer) -> None:
     """The Debian packages the tests use on the host, installed when missing."""
     missing = [name for name in TEST_PACKAGES if not dpkg_installed(name)]
+    if not dpkg_installed(COMPOSE_PACKAGE):
+        # 2.x: from trixie (pinned low) where the engine came from there, as `inv up` does.
+        missing.append(f"{COMPOSE_PACKAGE}/trixie" if APT_SOURCE.exists() else COMPOSE_PACKAGE)
     if not missing:
-        printer(f"test tools: {', '.join(TEST_PACKAGES)} installed")
+        printer(f"test tools: {', '.join((*TEST_PACKAGES, COMPOSE_PACKAGE))} installed")
         return
     require_root_debian(f"the tests need {', '.join(missing)}")
     install_packages(missing, StatePaths(settings.state_dir), printer)
