@@ -65,6 +65,7 @@ class ServiceSettings:
     # How the csm engine picks each token: top-k with temperature, as CSM's makers decode
     # (50 and 0.9), seeded per sentence; temperature 0 is greedy.
     csm_top_k: int = 50
+    # The csm engine's sampling temperature (0.9, its makers'); 0: greedy decoding.
     csm_temperature: float = 0.9
     # GPUs the csm engine runs on, one model each, a book's batches dealt across them
     # (comma-separated, e.g. "cuda:0,cuda:1"); empty: every visible GPU (or AUDIOBOOK_TTS_DEVICE).
