@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
-from audiobook_tts.books.jobs import BookJobs
+from audiobook_tts.books.jobs import BookJobs, JobStore
+from audiobook_tts.books.queue import RedisQueue
+from audiobook_tts.books.worker import EmbeddedWorker, LocalQueue
 from audiobook_tts.config import ServiceSettings
 from audiobook_tts.engines import Engine, EngineError, load_engine
+from audiobook_tts.keys import ApiKeys, KeyRing
 from audiobook_tts.listening.checkjobs import CheckJobs
 from audiobook_tts.listening.listener import Hearing
 from audiobook_tts.openapi import patch
@@ -37,10 +40,16 @@ from audiobook_tts.synthesis import Synthesis
 
 # Loaded after the server starts: minutes on a CPU for a real model.
 BACKGROUND_ENGINES = ("csm",)
-BOOK_POLL_SECONDS = 0.5
 # A book upload's form carries a lexicon and the fields beside the book.
 FORM_ALLOWANCE = 2 * 1024 * 1024
 Loader = Callable[[str, ServiceSettings], Engine]
+# A refused body is read to its end (and dropped) up to this much, for so long, then closed.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+OPEN_WARNING = (
+    "warning: AUDIOBOOK_TTS_API_KEYS is not set: every route and every book job is open to "
+    "anyone who reaches this port"
+)
 
 
 class BodyLimit:
@@ -78,8 +87,28 @@ class BodyLimit:
             await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        # Read what the client still sends (up to a bound), as nginx's lingering close does:
+        # a client that writes its whole body before it reads (Python's urllib) then reads
+        # the 413 instead of a connection reset. A client waiting on `100-continue` has sent
+        # nothing: it is answered at once.
+        headers = dict(scope.get("headers") or [])
+        if headers.get(b"expect", b"").lower() != b"100-continue":
+            await drain(receive)
         response = error_response(413, f"request body over {limit} bytes")
         await response(scope, receive, send)
+
+
+async def drain(receive: Receive) -> None:
+    """The rest of a request's body read and dropped, at most DRAIN_BYTES or DRAIN_SECONDS."""
+    drained = 0
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while drained < DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 class _TooLarge(Exception):
@@ -92,36 +121,6 @@ def stop_the_service(message: str) -> None:
     os._exit(3)
 
 
-async def work_books(jobs: BookJobs, synthesis: Synthesis) -> None:
-    """The one book worker: the oldest unfinished job, once its engine has loaded, in a
-    thread counted against the running limit; a job left by a stopped service comes first."""
-    while not jobs.stopping.is_set():
-        # One read of the records a turn (not a second for the status and its file listing).
-        found = await anyio.to_thread.run_sync(jobs.next_job)
-        if found is None:
-            await anyio.sleep(BOOK_POLL_SECONDS)
-            continue
-        job_id, name = found
-        if name not in synthesis.settings.engines:
-            await anyio.to_thread.run_sync(
-                jobs.fail, job_id, f"the {name} engine is not loaded by this service"
-            )
-            continue
-        if name not in synthesis.engines:
-            await anyio.sleep(BOOK_POLL_SECONDS)  # still loading (csm): the job waits
-            continue
-        try:
-            await synthesis.in_thread(
-                jobs.run, job_id, synthesis.engines.__getitem__, synthesis.listener
-            )
-        except Exception as error:  # a job that cannot even start must not stop the service
-            print(f"error: book job {job_id}: {error}", file=sys.stderr, flush=True)
-            with suppress(OSError, ValueError):
-                await anyio.to_thread.run_sync(
-                    jobs.fail, job_id, f"{type(error).__name__}: {error}"
-                )
-
-
 def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
@@ -132,7 +131,20 @@ def create_app(
     does before the server starts) hears chapters and books as they are made."""
     settings = settings or ServiceSettings.from_environ()
     synthesis = Synthesis(settings, listener)
-    jobs = BookJobs(Path(settings.data), settings.max_book_bytes) if settings.data else None
+    keys = KeyRing.from_setting(settings.api_keys)
+    jobs: BookJobs | None = None
+    worker: EmbeddedWorker | None = None
+    redis_queue: RedisQueue | None = None
+    if settings.data and settings.queue:
+        redis_queue = RedisQueue(settings.queue, settings.queue_heartbeat)
+        store = JobStore(Path(settings.data), settings.max_book_bytes, redis_queue.locker)
+        redis_queue.store = store
+        jobs = BookJobs(store, redis_queue)
+    elif settings.data:
+        store = JobStore(Path(settings.data), settings.max_book_bytes)
+        local = LocalQueue()
+        jobs = BookJobs(store, local)
+        worker = EmbeddedWorker(store, local)
     check_jobs = (
         CheckJobs(Path(settings.data), settings.max_book_bytes, settings.max_check_seconds)
         if settings.data and listener is not None
@@ -147,14 +159,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if keys is None:
+            print(OPEN_WARNING, file=sys.stderr, flush=True)
+        if redis_queue is not None:
+            problem = await anyio.to_thread.run_sync(redis_queue.problem)
+            if problem is not None:
+                print(
+                    f"warning: {problem}; book submits answer 503 until it does",
+                    file=sys.stderr,
+                    flush=True,
+                )
         async with anyio.create_task_group() as background:
             for name in settings.engines:
                 if name in BACKGROUND_ENGINES:
                     background.start_soon(load, name)
                 else:
                     await load(name)
-            if jobs is not None:
-                background.start_soon(work_books, jobs, synthesis)
+            if worker is not None:
+                background.start_soon(worker.serve, synthesis)
             if check_jobs is not None and listener is not None:
                 # The one loop that hears checks, in a thread of its own (not counted against
                 # the synthesis limit: it hears, it does not speak).
@@ -164,8 +186,8 @@ def create_app(
                     listener,
                 )
             yield
-            if jobs is not None:
-                jobs.stopping.set()  # a running book stops at its next sentence, resumable
+            if worker is not None:
+                worker.stopping.set()  # a running book stops at its next sentence, resumable
             if check_jobs is not None:
                 check_jobs.stopping.set()  # a running check stops after its chapter
             background.cancel_scope.cancel()
@@ -174,6 +196,8 @@ def create_app(
     app.state.synthesis = synthesis
     app.state.book_jobs = jobs
     app.state.check_jobs = check_jobs
+    if keys is not None:
+        app.add_middleware(ApiKeys, keys=keys)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

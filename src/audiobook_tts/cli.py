@@ -1,4 +1,4 @@
-"""The service's command line: serve, healthcheck, chapter, book, check."""
+"""The service's command line: serve, worker, healthcheck, chapter, book, check."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from audiobook_tts.books.making import (
     plan_chapters,
 )
 from audiobook_tts.books.progressbars import BookProgressBars
+from audiobook_tts.books.queue import run_worker
 from audiobook_tts.books.reading import read_book
 from audiobook_tts.chapter import ChapterError
-from audiobook_tts.config import ENGINE_NAMES, ServiceSettings, SettingsError, book_engine
+from audiobook_tts.config import ENGINE_NAMES, ServiceSettings, SettingsError, choose_book_engine
 from audiobook_tts.engines import EngineError, check_engine, load_engine
 from audiobook_tts.healthcheck import check
 from audiobook_tts.lexicon import Lexicon, LexiconError
@@ -80,15 +81,25 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or settings.host
     port = args.port or settings.port
+    try:
+        app = create_app(settings, listener=listener)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     # uvicorn handles SIGTERM itself: in-flight requests finish, then the process exits.
-    uvicorn.run(
-        create_app(settings, listener=listener),
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_graceful_shutdown=8,
-    )
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=8)
     return 0
+
+
+def _worker(_: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings is None:
+        return 2
+    try:
+        listener = _listener(settings)
+    except _NoListener:
+        return 2
+    return run_worker(settings, listener)
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
@@ -220,7 +231,9 @@ def _book(args: argparse.Namespace) -> int:
     if output is None:
         print("error: -o/--output is required (a folder for the book's files)", file=sys.stderr)
         return 2
-    name = args.engine or book_engine(settings.engines)
+    # The command line loads the engine it is asked for, beside those of the settings.
+    asked = (args.engine,) if args.engine else ()
+    name = choose_book_engine(args.engine or "", (*settings.engines, *asked))
     try:
         listener = _listener(settings, args.check)
         engine = load_engine(name, settings)
@@ -357,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: AUDIOBOOK_TTS_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: AUDIOBOOK_TTS_PORT)")
     serve.set_defaults(handler=_serve)
+    worker = commands.add_parser(
+        "worker",
+        help="make book jobs from the queue (AUDIOBOOK_TTS_QUEUE) with the engines of "
+        "AUDIOBOOK_TTS_ENGINES, files on the shared volume (AUDIOBOOK_TTS_DATA); "
+        "run as many as there are GPUs or cores",
+    )
+    worker.set_defaults(handler=_worker)
     health = commands.add_parser("healthcheck", help="exit 0 when the local API answers /healthz")
     health.add_argument("--port", type=int, help="port of the API (default: AUDIOBOOK_TTS_PORT)")
     health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 ENGINE_NAMES = ("espeak", "piper", "csm")
 # Books default to the best engine loaded: a mounted CSM model, else a Piper voice, else espeak.
 BOOK_ENGINE_PREFERENCE = ("csm", "piper", "espeak")
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class SettingsError(ValueError):
@@ -30,6 +31,15 @@ def default_engines(env: Mapping[str, str]) -> str:
 def book_engine(engines: tuple[str, ...]) -> str:
     """The engine a book is read with when none is asked for."""
     return next((name for name in BOOK_ENGINE_PREFERENCE if name in engines), engines[0])
+
+
+def choose_book_engine(asked: str, loaded: tuple[str, ...]) -> str:
+    """The engine a book is made with: the one asked for, when it is among `loaded`, else the
+    best loaded. The API, the command line and every worker choose with this (SettingsError
+    naming the engines there are, for one that is not)."""
+    if asked and asked not in loaded:
+        raise SettingsError(f"engine: {asked!r} is not loaded here; engines: {', '.join(loaded)}")
+    return asked or book_engine(loaded)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class ServiceSettings:
     # How the csm engine picks each token: top-k with temperature, as CSM's makers decode
     # (50 and 0.9), seeded per sentence; temperature 0 is greedy.
     csm_top_k: int = 50
+    # The csm engine's sampling temperature (0.9, its makers'); 0: greedy decoding.
     csm_temperature: float = 0.9
     # GPUs the csm engine runs on, one model each, a book's batches dealt across them
     # (comma-separated, e.g. "cuda:0,cuda:1"); empty: every visible GPU (or AUDIOBOOK_TTS_DEVICE).
@@ -66,6 +77,15 @@ class ServiceSettings:
     # Book jobs: their folder (a volume; empty: no book jobs), and the largest book accepted.
     data: str = ""
     max_book_bytes: int = 100 * 1024 * 1024
+    # A Redis URL (redis://host:6379/0): book jobs go through a task queue on it, to any
+    # number of `audiobook-tts worker`s sharing the data volume; empty: this process makes
+    # them itself.
+    queue: str = ""
+    # Seconds a worker may go without a heartbeat before its task is given to another worker.
+    queue_heartbeat: int = 60
+    # A file of API keys (a key a line, or sha256:<hex>), or keys by hash (sha256:<hex>,...);
+    # empty: the service is open to anyone who reaches its port.
+    api_keys: str = ""
     # The listener (chapters and books heard as they are made, and `check`): a faster-whisper
     # model directory; empty: the image's Whisper base (or the installed wheels') where
     # present, else no listener; "off": none.
@@ -142,12 +162,24 @@ class ServiceSettings:
             piper_voices=env.get("AUDIOBOOK_TTS_PIPER_VOICES", ""),
             data=env.get("AUDIOBOOK_TTS_DATA", ""),
             max_book_bytes=number("AUDIOBOOK_TTS_MAX_BOOK_BYTES", defaults.max_book_bytes),
+            queue=queue_url(env.get("AUDIOBOOK_TTS_QUEUE", "")),
+            queue_heartbeat=number("AUDIOBOOK_TTS_QUEUE_HEARTBEAT", defaults.queue_heartbeat),
+            api_keys=env.get("AUDIOBOOK_TTS_API_KEYS", ""),
             listener_model=env.get("AUDIOBOOK_TTS_LISTENER_MODEL", ""),
             listener_device=device,
             check_max_wer=parse_max_wer(env.get("AUDIOBOOK_TTS_CHECK_MAX_WER", "")),
             check_attempts=attempts,
             max_check_seconds=number("AUDIOBOOK_TTS_MAX_CHECK_SECONDS", defaults.max_check_seconds),
         )
+
+
+def queue_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(QUEUE_SCHEMES):
+        raise SettingsError(
+            f"AUDIOBOOK_TTS_QUEUE={value!r}: a Redis URL (redis://host:6379/0) or nothing"
+        )
+    return value
 
 
 def parse_max_wer(text: str) -> tuple[tuple[str, float], ...]:

@@ -365,14 +365,14 @@ def test_a_compile_that_fails_leaves_the_layers_uncompiled_with_the_same_audio(
 ) -> None:
     """An image without a C compiler cannot build Triton's kernels: the engine says so once
     and decodes with the plain layers, the same audio."""
-    from audiobook_tts.engines import csmfast
+    from audiobook_tts.engines import csmfast, csmsampling
 
     def broken(*_args: object) -> object:
         raise RuntimeError("no C compiler for Triton")
 
     monkeypatch.setattr(csmfast, "compiled_parts", lambda: (broken, broken))
     monkeypatch.setattr(csmfast, "compiled_norm", lambda: broken)
-    monkeypatch.setattr(csmfast, "compiled_pick", lambda: csmfast.pick)
+    monkeypatch.setattr(csmfast, "compiled_pick", lambda: csmsampling.pick)
     trying = CsmEngine(engine.model, engine.processor, "cpu", references=engine.references)
     trying.compiled = True  # as on a GPU
     audio = trying.synthesize("Hi.", "0", 1.0)

@@ -5,6 +5,8 @@ batch and on the graph's path; the draws follow softmax(logits / temperature) ov
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -44,7 +46,7 @@ def codes(
     sampling: Sampling,
     frames: int = 16,
     use_graph: bool = False,
-) -> torch.Tensor:
+) -> Any:
     """(B, frames, codebooks) from a fresh decoder: the path the engine runs (a CUDA graph on
     a GPU, the same steps eagerly here)."""
     inputs = engine.inputs(texts, "0").to(engine.device)
@@ -141,7 +143,7 @@ def test_the_generate_fallback_samples_reproducibly_with_each_texts_seed(
     assert not np.array_equal(alone[0].samples, other[0].samples)
 
 
-def chi_square(tokens: torch.Tensor, logits: torch.Tensor, sampling: Sampling) -> float:
+def chi_square(tokens: Any, logits: Any, sampling: Sampling) -> float:
     """Pearson's statistic of `tokens` (N,) against softmax(logits / T) over the top k."""
     values, indices = logits.float().topk(sampling.top_k)
     expected = torch.softmax(values / sampling.temperature, dim=-1) * tokens.numel()

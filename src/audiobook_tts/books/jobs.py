@@ -1,47 +1,50 @@
-"""Book jobs on a volume: submitted, made one at a time, resumed after a restart, cancelled.
+"""Book jobs on a volume: the folders, their records, and what the API asks of them.
 
-    $AUDIOBOOK_TTS_DATA/jobs/<id>/job.json     what was asked, and how it stands
+    $AUDIOBOOK_TTS_DATA/jobs/<id>/job.json     what was asked, by whom, and how it stands
+    $AUDIOBOOK_TTS_DATA/jobs/<id>/plan.json    the book as read and planned at submit
     $AUDIOBOOK_TTS_DATA/jobs/<id>/source/      the uploaded book (and lexicon.tsv)
     $AUDIOBOOK_TTS_DATA/jobs/<id>/files/       chapter MP3s, book.m4b, book.json
     $AUDIOBOOK_TTS_DATA/chapters/              made chapters by key, shared by every job
 
-A job's state is its job.json, written whole each time: a container stopped in the middle of
-a job finds it `running` at the next start and takes it up again; the chapters it had made
-are in the chapter store and are not made again. An upload is checked in a folder of its
-own (`<id>.part`), removed when refused: a refused book leaves nothing behind.
+A job's record is its job.json, written whole each time, under the job's lock (a thread lock
+in one process, a Redis lock when workers share the volume). An upload is checked, read and
+planned in a folder of its own (`<id>.part`), removed when refused or when the queue does
+not take it: a refused book leaves nothing behind. `BookJobs` is the API's side (submit,
+status, files, cancel, listing), each call for one owner: a job of another key is not there.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO, Protocol
 
 from audiobook_tts.books.archive import BookRefused
-from audiobook_tts.books.making import (
-    BookProgress,
-    BookRequest,
-    Cancelled,
-    ChapterStore,
-    PlannedChapter,
-    make_book,
-    plan_chapters,
-    write_atomically,
+from audiobook_tts.books.making import ChapterStore, plan_chapters, write_atomically
+from audiobook_tts.books.reading import BOOK_SUFFIXES, read_book
+from audiobook_tts.books.records import (
+    BOOK_KIND,
+    CANCELLED,
+    DELETED,
+    DONE,
+    QUEUED,
+    RUNNING,
+    BookPlan,
+    ChapterEntry,
+    Job,
+    JobOptions,
+    Progress,
+    RecordError,
+    SkippedEntry,
 )
-from audiobook_tts.books.reading import BOOK_SUFFIXES, Book, read_book
-from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon, LexiconError
-from audiobook_tts.listening.listener import Hearing
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-CANCELLED, DELETED = "cancelled", "deleted"
-UNFINISHED = (QUEUED, RUNNING)
 LEXICON_NAME = "lexicon.tsv"
 # An upload's name decides how it is read; without a known suffix, its content type does.
 SUFFIX_BY_TYPE = {
@@ -49,19 +52,7 @@ SUFFIX_BY_TYPE = {
     "text/plain": ".txt",
     "text/markdown": ".md",
 }
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What a job is asked to make (validated before the job exists)."""
-
-    engine: str
-    voice: str = "alloy"
-    speed: float = 1.0
-    chapters: str = ""
-    footnotes: str = ""
-    # Hear each chapter as it is made (where the service has a listener).
-    check: bool = True
+Locker = Callable[[str], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +63,10 @@ class Upload:
     name: str
     content_type: str = ""
     lexicon: str | None = None
+
+
+class QueueUnavailable(Exception):
+    """The queue did not take the job (Redis down): the submit is answered 503, nothing kept."""
 
 
 def book_suffix(name: str, content_type: str) -> str:
@@ -88,24 +83,39 @@ def book_suffix(name: str, content_type: str) -> str:
     return by_type
 
 
-class BookJobs:
-    """The jobs of one data folder. `submit`, `status`, `file`, `cancel` are called from the
-    API; `run_next` from the one worker (in a thread, with the engine)."""
+def thread_locker() -> Locker:
+    """One lock for every job of this process: enough where one process holds the volume."""
+    lock = threading.Lock()
 
-    def __init__(self, data: Path, max_book_bytes: int) -> None:
+    @contextmanager
+    def locked(_: str) -> Iterator[None]:
+        with lock:
+            yield
+
+    return locked
+
+
+class JobStore:
+    """The job folders of one data volume and the chapter store beside them."""
+
+    def __init__(self, data: Path, max_book_bytes: int, locker: Locker | None = None) -> None:
         self.data = data
         self.max_book_bytes = max_book_bytes
         self.jobs = data / "jobs"
-        self.store = ChapterStore(data / "chapters")
-        self.progress: dict[str, BookProgress] = {}
-        self.cancelled: set[str] = set()
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
+        self.chapters = ChapterStore(data / "chapters")
+        self.locked = locker or thread_locker()
 
-    # -- the API's side --------------------------------------------------------------------
+    # -- submit ----------------------------------------------------------------------------
 
-    def submit(self, upload: Upload, options: JobOptions) -> dict[str, object]:
-        """Check the book and the options, then queue the job; BookRefused before any job."""
+    def submit(
+        self,
+        upload: Upload,
+        options: JobOptions,
+        owner: str = "",
+        accept: Callable[[Job], None] = lambda _: None,
+    ) -> Job:
+        """Check, read and plan the book (BookRefused before any job), write the job, and
+        hand it to `accept` (the queue) before it is in place; whatever fails, nothing stays."""
         suffix = book_suffix(upload.name, upload.content_type)
         job_id = uuid.uuid4().hex
         staging = self.jobs / f"{job_id}.part"
@@ -122,28 +132,36 @@ class BookJobs:
                 (staging / "source" / LEXICON_NAME).write_text(upload.lexicon, encoding="utf-8")
             book = read_book(source)
             planned = plan_chapters(book, options.chapters, options.footnotes, lexicon)
-            record = {
-                "id": job_id,
-                "status": QUEUED,
-                "created": time.time(),
-                "source": upload.name,
-                "title": book.title,
-                "author": book.author,
-                "options": asdict(options),
-                "chapters": [_chapter_entry(chapter) for chapter in planned],
-                "skipped": [
-                    section.listing()
+            chosen = {chapter.section.number for chapter in planned}
+            job = Job(
+                id=job_id,
+                status=QUEUED,
+                created=time.time(),
+                source=upload.name,
+                title=book.title,
+                author=book.author,
+                options=options,
+                chapters=tuple(ChapterEntry.of(chapter) for chapter in planned),
+                skipped=tuple(
+                    SkippedEntry.of(section)
                     for section in book.sections
-                    if section.number not in {chapter.section.number for chapter in planned}
-                ],
-                "error": None,
-            }
-            _write_record(staging, record)
+                    if section.number not in chosen
+                ),
+                kind=BOOK_KIND,
+                owner=owner,
+            )
+            write_atomically(staging / "plan.json", BookPlan.of(book, planned).dumps())
+            write_atomically(staging / "job.json", job.dumps())
             staging.replace(self.jobs / job_id)
+            try:
+                accept(job)
+            except BaseException:
+                shutil.rmtree(self.jobs / job_id, ignore_errors=True)
+                raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self.status(job_id) or record
+        return job
 
     def _receive(self, stream: BinaryIO, target: Path) -> None:
         """The upload to `target`, refused as soon as it passes the size limit."""
@@ -161,167 +179,51 @@ class BookJobs:
         if size == 0:
             raise BookRefused("the upload is empty", "not_epub")
 
-    def status(self, job_id: str) -> dict[str, object] | None:
-        folder = self._folder(job_id)
+    # -- records ---------------------------------------------------------------------------
+
+    def read(self, job_id: str) -> Job | None:
+        folder = self.folder(job_id)
         if folder is None:
             return None
-        record = _read_record(folder)
-        progress = self.progress.get(job_id)
-        chapters: list[dict[str, Any]] = record["chapters"]  # type: ignore[assignment]
-        total = len(chapters)
-        sentences = sum(chapter["sentences"] for chapter in chapters)
-        if record["status"] == DONE:
-            figures: dict[str, object] = {
-                "chapters_done": total,
-                "chapters_total": total,
-                "chapters_found_made": record.get("chapters_found_made", 0),
-                "sentences_done": sentences,
-                "sentences_total": sentences,
-                "chapter": "",
-                "seconds_left": 0.0,
-            }
-        elif progress is not None and record["status"] == RUNNING:
-            figures = progress.as_dict()
-        else:
-            figures = {
-                "chapters_done": 0,
-                "chapters_total": total,
-                "chapters_found_made": 0,
-                "sentences_done": 0,
-                "sentences_total": sentences,
-                "chapter": "",
-                "seconds_left": None,
-            }
-        files = self.files(job_id)
-        for chapter in chapters:
-            chapter["made"] = chapter["file"] in files
-        return {**record, "progress": figures, "files": files}
-
-    def files(self, job_id: str) -> list[str]:
-        folder = self._folder(job_id)
-        if folder is None or not (folder / "files").is_dir():
-            return []
-        return sorted(
-            path.name
-            for path in (folder / "files").iterdir()
-            if path.is_file() and not path.name.endswith(".part")
-        )
-
-    def file(self, job_id: str, name: str) -> Path | None:
-        """A finished file of the job by its listed name (never a path from the request)."""
-        if name not in self.files(job_id):
-            return None
-        folder = self._folder(job_id)
-        return None if folder is None else folder / "files" / name
-
-    def cancel(self, job_id: str) -> dict[str, object] | None:
-        """Stop the job (between sentences, when it is running) and remove its files; the
-        record stays, `cancelled` (`deleted` for a job that had ended). Chapters made stay
-        in the store."""
-        with self.lock:
-            folder = self._folder(job_id)
-            if folder is None:
-                return None
-            record = _read_record(folder)
-            if record["status"] in UNFINISHED:
-                self.cancelled.add(job_id)
-            if record["status"] != RUNNING:
-                ended = record["status"] not in UNFINISHED
-                self._finish_cancel(folder, record, DELETED if ended else CANCELLED)
-        return self.status(job_id)
-
-    def listing(self) -> list[dict[str, object]]:
-        return [
-            {key: record[key] for key in ("id", "status", "title", "created")}
-            for record in sorted(self._records(), key=lambda record: float(str(record["created"])))
-        ]
-
-    def _records(self) -> list[dict[str, object]]:
-        """Every job's record; one that cannot be read (a disk error) is passed over."""
-        records = []
-        for folder in self._folders():
-            try:
-                records.append(_read_record(folder))
-            except (OSError, ValueError):
-                continue
-        return records
-
-    # -- the worker's side -----------------------------------------------------------------
-
-    def next_job(self) -> tuple[str, str] | None:
-        """The oldest unfinished job and its engine: one left `running` by a stopped service
-        comes first."""
-        unfinished = [record for record in self._records() if record["status"] in UNFINISHED]
-        unfinished.sort(key=lambda r: (r["status"] != RUNNING, float(str(r["created"]))))
-        if not unfinished:
-            return None
-        options = unfinished[0]["options"]
-        engine = str(options.get("engine", "")) if isinstance(options, dict) else ""
-        return str(unfinished[0]["id"]), engine
-
-    def run(
-        self, job_id: str, engine_for: Callable[[str], Engine], listener: Hearing | None = None
-    ) -> str:
-        """Make the job's book; returns its status after (`running` when the service stops)."""
-        folder = self.jobs / job_id
-        with self.lock:
-            record = _read_record(folder)
-            if record["status"] not in UNFINISHED:
-                return str(record["status"])
-            record["status"] = RUNNING
-            _write_record(folder, record)
-        options = JobOptions(**record["options"])  # type: ignore[arg-type]
-        last: list[BookProgress] = []
-
-        def on_progress(progress: BookProgress) -> None:
-            self.progress[job_id] = progress
-            last[:] = [progress]
-
         try:
-            book, planned = self._plan(folder, options)
-            engine = engine_for(options.engine)
-            description = make_book(
-                book,
-                planned,
-                engine,
-                BookRequest(options.voice, options.speed, check=options.check),
-                self.store,
-                folder / "files",
-                on_progress=on_progress,
-                should_stop=lambda: self.stopping.is_set() or job_id in self.cancelled,
-                listener=listener,
-            )
-        except Cancelled:
-            with self.lock:
-                if job_id in self.cancelled:
-                    self._finish_cancel(folder, _read_record(folder))
-                    return CANCELLED
-            return RUNNING  # the service is stopping: taken up again at its next start
-        except Exception as error:  # a failed book is reported, not raised
-            self.fail(job_id, f"{type(error).__name__}: {error}")
-            return FAILED
-        finally:
-            self.progress.pop(job_id, None)
-        with self.lock:
-            record = _read_record(folder)
-            record["status"] = DONE
-            record["meets_acx"] = description["meets_acx"]
-            check = description.get("check")
-            record["check_passed"] = check.get("passed") if isinstance(check, dict) else None
-            # Of this run: a resumed job finds the chapters made before it stopped.
-            record["chapters_found_made"] = last[0].chapters_found_made if last else 0
-            _write_record(folder, record)
-        return DONE
+            return Job.loads((folder / "job.json").read_bytes())
+        except (OSError, RecordError):
+            return None
 
-    def fail(self, job_id: str, message: str) -> None:
-        with self.lock:
-            folder = self.jobs / job_id
-            record = _read_record(folder)
-            record["status"] = FAILED
-            record["error"] = message
-            _write_record(folder, record)
+    def write(self, job: Job) -> None:
+        write_atomically(self.jobs / job.id / "job.json", job.dumps())
 
-    def _plan(self, folder: Path, options: JobOptions) -> tuple[Book, tuple[PlannedChapter, ...]]:
+    def update(self, job_id: str, change: Callable[[Job], Job | None]) -> Job | None:
+        """Read, change and write the record under the job's lock; `change` may return None
+        to leave it as it is. The record after (None for no such job)."""
+        with self.locked(job_id):
+            job = self.read(job_id)
+            if job is None:
+                return None
+            changed = change(job)
+            if changed is not None and changed != job:
+                self.write(changed)
+                return changed
+            return job
+
+    def every(self) -> list[Job]:
+        """Every job, oldest first; one that cannot be read (a disk error) is passed over."""
+        if not self.jobs.is_dir():
+            return []
+        found = [
+            self.read(folder.name)
+            for folder in self.jobs.iterdir()
+            if folder.is_dir() and not folder.name.endswith(".part")
+        ]
+        return sorted((job for job in found if job is not None), key=lambda job: job.created)
+
+    def plan(self, job: Job) -> BookPlan:
+        """The book as planned at submit; a job of before plan.json is read and planned now."""
+        folder = self.jobs / job.id
+        try:
+            return BookPlan.loads((folder / "plan.json").read_bytes())
+        except FileNotFoundError:
+            pass
         source = next(path for path in (folder / "source").iterdir() if path.stem == "book")
         lexicon_file = folder / "source" / LEXICON_NAME
         lexicon = (
@@ -330,29 +232,32 @@ class BookJobs:
             else Lexicon()
         )
         book = read_book(source)
-        return book, plan_chapters(book, options.chapters, options.footnotes, lexicon)
+        planned = plan_chapters(book, job.options.chapters, job.options.footnotes, lexicon)
+        return BookPlan.of(book, planned)
 
-    def _finish_cancel(
-        self, folder: Path, record: dict[str, object], status: str = "cancelled"
-    ) -> None:
+    def output(self, job_id: str) -> Path:
+        return self.jobs / job_id / "files"
+
+    def files(self, job_id: str) -> list[str]:
+        folder = self.folder(job_id)
+        if folder is None or not (folder / "files").is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in (folder / "files").iterdir()
+            if path.is_file() and not path.name.endswith(".part")
+        )
+
+    def end_cancelled(self, job: Job, status: str = CANCELLED) -> Job:
+        """The files and the source gone, the record kept: `cancelled`, or `deleted` for a
+        job that had ended. Chapters made stay in the store."""
+        folder = self.jobs / job.id
         shutil.rmtree(folder / "files", ignore_errors=True)
         shutil.rmtree(folder / "source", ignore_errors=True)
-        record["status"] = status
-        _write_record(folder, record)
-        self.cancelled.discard(str(record["id"]))
+        (folder / "plan.json").unlink(missing_ok=True)
+        return job.with_status(status)
 
-    def _folders(self) -> list[Path]:
-        if not self.jobs.is_dir():
-            return []
-        return [
-            folder
-            for folder in self.jobs.iterdir()
-            if folder.is_dir()
-            and not folder.name.endswith(".part")
-            and (folder / "job.json").exists()
-        ]
-
-    def _folder(self, job_id: str) -> Path | None:
+    def folder(self, job_id: str) -> Path | None:
         # Ids are ours (hex); anything else never names a folder.
         if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
             return None
@@ -360,19 +265,81 @@ class BookJobs:
         return folder if (folder / "job.json").exists() else None
 
 
-def _chapter_entry(chapter: PlannedChapter) -> dict[str, object]:
-    return {
-        "number": chapter.section.number,
-        "title": chapter.section.title,
-        "file": chapter.file_name,
-        "sentences": chapter.sentences,
-    }
+class JobQueue(Protocol):
+    """Where submitted jobs go and where their running state is kept: this process (the
+    embedded worker) or Redis (workers anywhere)."""
+
+    def accept(self, job: Job) -> None:
+        """Take a written job (QueueUnavailable when it cannot)."""
+
+    def request_cancel(self, job_id: str) -> None:
+        """Tell the job's running work to stop at its next sentence."""
+
+    def progress(self, job: Job) -> Progress | None:
+        """A running job's progress, when its work has reported some."""
 
 
-def _read_record(folder: Path) -> dict[str, object]:
-    record: dict[str, object] = json.loads((folder / "job.json").read_text(encoding="utf-8"))
-    return record
+class BookJobs:
+    """The API's side: submit, status, files, cancel, listing; each for one owner (the key's
+    id, "" on a service without keys, which sees every job)."""
 
+    def __init__(self, store: JobStore, queue: JobQueue) -> None:
+        self.store = store
+        self.queue = queue
 
-def _write_record(folder: Path, record: dict[str, object]) -> None:
-    write_atomically(folder / "job.json", (json.dumps(record, indent=2) + "\n").encode())
+    def submit(self, upload: Upload, options: JobOptions, owner: str = "") -> dict[str, object]:
+        job = self.store.submit(upload, options, owner, self.queue.accept)
+        return self.status(job.id, owner) or self.view(job)
+
+    def job(self, job_id: str, owner: str = "") -> Job | None:
+        job = self.store.read(job_id)
+        if job is None or (owner and job.owner != owner):
+            return None
+        return job
+
+    def status(self, job_id: str, owner: str = "") -> dict[str, object] | None:
+        job = self.job(job_id, owner)
+        return None if job is None else self.view(job)
+
+    def view(self, job: Job) -> dict[str, object]:
+        """The job as the API shows it: its record, progress and files."""
+        total = len(job.chapters)
+        if job.status == DONE:
+            progress = Progress.finished(total, job.sentences, job.chapters_found_made or 0)
+        else:
+            running = self.queue.progress(job) if job.status == RUNNING else None
+            progress = running or Progress.waiting(total, job.sentences)
+        files = self.store.files(job.id)
+        record = job.to_json()
+        record.pop("owner", None)
+        record["chapters"] = [
+            {**chapter.to_json(), "made": chapter.file in files} for chapter in job.chapters
+        ]
+        return {**record, "progress": progress.to_json(), "files": files}
+
+    def file(self, job_id: str, name: str, owner: str = "") -> Path | None:
+        """A finished file of the job by its listed name (never a path from the request)."""
+        if self.job(job_id, owner) is None or name not in self.store.files(job_id):
+            return None
+        return self.store.output(job_id) / name
+
+    def files(self, job_id: str, owner: str = "") -> list[str]:
+        return [] if self.job(job_id, owner) is None else self.store.files(job_id)
+
+    def cancel(self, job_id: str, owner: str = "") -> dict[str, object] | None:
+        """Stop the job (between sentences, when it is running) and remove its files; the
+        record stays, `cancelled` (`deleted` for a job that had ended)."""
+        if self.job(job_id, owner) is None:
+            return None
+
+        def cancel(job: Job) -> Job | None:
+            if job.status == RUNNING:
+                self.queue.request_cancel(job.id)  # its worker ends it at the next sentence
+                return None
+            return self.store.end_cancelled(job, CANCELLED if job.unfinished else DELETED)
+
+        self.store.update(job_id, cancel)
+        return self.status(job_id, owner)
+
+    def listing(self, owner: str = "") -> list[dict[str, object]]:
+        return [job.listing() for job in self.store.every() if not owner or job.owner == owner]

@@ -8,6 +8,7 @@ and Nero's `chpl`), and the cover is an attached picture, as Apple Books expects
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -46,7 +47,8 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
     if len(rates) != 1:
         raise ValueError(f"the chapters differ in sample rate: {sorted(rates)}")
     rate = rates.pop()
-    temporary = target.with_name(target.name + ".part")
+    # A name of its own: two workers joining one book never write one file.
+    temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
     container = av.open(str(temporary), "w", format="mp4", container_options={"brand": "M4B "})
     try:
         container.metadata.update(

@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -151,8 +152,9 @@ class ChapterStore:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Whole or not at all: a crash leaves a `.part`, never a short file under the name."""
-    temporary = path.with_name(path.name + ".part")
+    """Whole or not at all: a crash leaves a `.part`, never a short file under the name; the
+    `.part` has a name of its own, so two workers making one chapter never write one file."""
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
     with temporary.open("wb") as stream:
         stream.write(data)
         stream.flush()
@@ -338,6 +340,54 @@ def make_book(
     finishing.shutdown(wait=True)
     if should_stop():
         raise Cancelled("stopped")
+    return join_book(book, planned, keys, made, engine, request, store, output, listening)
+
+
+def make_chapter(
+    chapter: PlannedChapter,
+    engine: Engine,
+    request: BookRequest,
+    store: ChapterStore,
+    output: Path,
+    on_sentences: Callable[[int, int], None] = lambda _done, _total: None,
+    listener: Hearing | None = None,
+) -> tuple[MadeChapter, bool]:
+    """One chapter, found made in the store or spoken, mastered and stored, then placed in
+    `output`: a piece of a book for a worker that shares the book with others. True with it
+    when it was found made (by an earlier try, another worker, or another book)."""
+    output.mkdir(parents=True, exist_ok=True)
+    listening = listener if request.check else None
+    key = chapter_key(chapter.text, engine, request.voice, request.speed, request.seed, listening)
+    found = store.get(key)
+    if found is None:
+        spoken = speak_chapter(
+            engine, chapter.text, request.voice, request.speed, on_sentences, request.seed
+        )
+        if listening is not None:
+            spoken = check_chapter(
+                spoken, engine, request.voice, request.speed, key, listening, lambda _: None
+            )
+        made = store.put(key, master_chapter(spoken))
+    else:
+        made = found
+    _place(made.mp3, output / chapter.file_name)
+    return made, found is not None
+
+
+def join_book(
+    book: Book,
+    planned: Sequence[PlannedChapter],
+    keys: Sequence[str],
+    made: Sequence[MadeChapter],
+    engine: Engine,
+    request: BookRequest,
+    store: ChapterStore,
+    output: Path,
+    listener: Hearing | None = None,
+) -> dict[str, object]:
+    """The book's chapters made: the stale chapter files gone, the M4B and book.json written
+    into `output`; returns book.json's content. Made again, it gives the same files."""
+    output.mkdir(parents=True, exist_ok=True)
     planned_files = {chapter.file_name for chapter in planned}
     for stale in output.glob("chapter-*.mp3"):
         if stale.name not in planned_files:
@@ -357,7 +407,7 @@ def make_book(
         )
     _place(kept, output / M4B_NAME)
     duration = sum(soundfile.info(str(found.flac)).frames for found in made) / MASTER_RATE
-    description = describe_book(book, planned, made, engine, request, duration, listening)
+    description = describe_book(book, planned, made, engine, request, duration, listener)
     write_atomically(
         output / BOOK_JSON, (json.dumps(description, indent=2, ensure_ascii=False) + "\n").encode()
     )
@@ -435,8 +485,7 @@ def _place(source: Path, target: Path) -> None:
     file system, else a copy; whole or not at all either way."""
     if target.exists() and target.samefile(source):
         return
-    temporary = target.with_name(target.name + ".part")
-    temporary.unlink(missing_ok=True)
+    temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
     try:
         os.link(source, temporary)
     except OSError:

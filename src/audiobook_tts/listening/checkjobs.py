@@ -69,6 +69,7 @@ class CheckJobs:
         audio: Sequence[Incoming],
         options: CheckOptions,
         lexicon: str | None = None,
+        owner: str = "",
     ) -> dict[str, object]:
         """Check the inputs, then queue the job; BookRefused or RecordingRefused before any job."""
         if not audio:
@@ -102,13 +103,15 @@ class CheckJobs:
                 "progress": {"chapters_done": 0, "chapters_total": len(planned)},
                 "passed": None,
                 "error": None,
+                # The API key's id that made it ("" on an open service): seen by that key alone.
+                "owner": owner,
             }
             _write(staging, record)
             staging.replace(self.folder / check_id)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return record
+        return _shown(record)
 
     def _receive(self, stream: BinaryIO, target: Path, budget: int) -> int:
         """The upload to `target`; refused once the uploads together pass the size limit."""
@@ -140,19 +143,19 @@ class CheckJobs:
             words = Lexicon.parse(stored.read_text(encoding="utf-8"))
         return plan_chapters(read_book(source), options.chapters, options.footnotes, words)
 
-    def status(self, check_id: str) -> dict[str, object] | None:
-        folder = self._folder(check_id)
-        return None if folder is None else _read(folder)
+    def status(self, check_id: str, owner: str = "") -> dict[str, object] | None:
+        folder = self._folder(check_id, owner)
+        return None if folder is None else _shown(_read(folder))
 
-    def report(self, check_id: str) -> Path | None:
-        folder = self._folder(check_id)
+    def report(self, check_id: str, owner: str = "") -> Path | None:
+        folder = self._folder(check_id, owner)
         path = None if folder is None else folder / "files" / REPORT
         return path if path is not None and path.is_file() else None
 
-    def cancel(self, check_id: str) -> dict[str, object] | None:
+    def cancel(self, check_id: str, owner: str = "") -> dict[str, object] | None:
         """Stop it (between chapters) and remove its uploads and report; the record stays."""
         with self.lock:
-            folder = self._folder(check_id)
+            folder = self._folder(check_id, owner)
             if folder is None:
                 return None
             record = _read(folder)
@@ -162,19 +165,24 @@ class CheckJobs:
             _write(folder, record)
             for part in ("audio", "source", "files"):
                 shutil.rmtree(folder / part, ignore_errors=True)
-            return record
+            return _shown(record)
 
-    def listing(self) -> list[dict[str, object]]:
+    def listing(self, owner: str = "") -> list[dict[str, object]]:
+        """Every check (of `owner` alone, on a service with keys), oldest first."""
         if not self.folder.is_dir():
             return []
         records = [_read(path) for path in self.folder.iterdir() if (path / "check.json").exists()]
-        return sorted(records, key=lambda record: float(str(record.get("created", 0))))
+        mine = [_shown(record) for record in records if not owner or record.get("owner") == owner]
+        return sorted(mine, key=lambda record: float(str(record.get("created", 0))))
 
-    def _folder(self, check_id: str) -> Path | None:
+    def _folder(self, check_id: str, owner: str = "") -> Path | None:
+        """The check's folder; None for no such check, or one of another key (404 alike)."""
         if not check_id.isalnum():
             return None
         folder = self.folder / check_id
-        return folder if (folder / "check.json").is_file() else None
+        if not (folder / "check.json").is_file():
+            return None
+        return folder if not owner or _read(folder).get("owner") == owner else None
 
     # -- the worker's side -----------------------------------------------------------------
 
@@ -240,6 +248,11 @@ class CheckJobs:
 
 class _Stopped(Exception):
     pass
+
+
+def _shown(record: dict[str, object]) -> dict[str, object]:
+    """The record as the API shows it: the owner's key id stays on the volume."""
+    return {key: value for key, value in record.items() if key != "owner"}
 
 
 def _read(folder: Path) -> dict[str, object]:

@@ -10,8 +10,10 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from audiobook_tts.books.archive import BookRefused
-from audiobook_tts.books.jobs import BookJobs, JobOptions, Upload
-from audiobook_tts.config import book_engine
+from audiobook_tts.books.jobs import BookJobs, QueueUnavailable, Upload
+from audiobook_tts.books.records import JobOptions
+from audiobook_tts.config import SettingsError, choose_book_engine
+from audiobook_tts.keys import key_id
 from audiobook_tts.openapi import book_responses, file_responses
 from audiobook_tts.responses import error_response, refusal_response
 from audiobook_tts.synthesis import Refused, Synthesis
@@ -25,6 +27,12 @@ SIZE_REASONS = ("size",)
 def _jobs(request: Request) -> BookJobs | None:
     jobs: BookJobs | None = request.app.state.book_jobs
     return jobs
+
+
+def owner(request: Request) -> str:
+    """The caller's key id where the service has keys ("" where it is open): a job is seen by
+    the key that made it alone."""
+    return key_id(request.scope)
 
 
 def _no_jobs() -> JSONResponse:
@@ -68,12 +76,10 @@ async def submit_book(
     if jobs is None:
         return _no_jobs()
     synthesis: Synthesis = request.app.state.synthesis
-    loaded = synthesis.settings.engines
-    if engine and engine not in loaded:
-        return error_response(
-            400, f"engine: {engine!r} is not loaded here; engines: {', '.join(loaded)}", "engine"
-        )
-    name = engine or book_engine(loaded)
+    try:
+        name = choose_book_engine(engine, synthesis.settings.engines)
+    except SettingsError as error:
+        return error_response(400, str(error), "engine")
     try:
         synthesis.check_voice(synthesis.engine(name), voice)
     except Refused as refused:
@@ -87,10 +93,12 @@ async def submit_book(
     upload = Upload(file.file, file.filename or "", file.content_type or "", lexicon_text)
     options = JobOptions(name, voice, speed, chapters, footnotes, check)
     try:
-        job = await anyio.to_thread.run_sync(jobs.submit, upload, options)
+        job = await anyio.to_thread.run_sync(jobs.submit, upload, options, owner(request))
     except BookRefused as refused:
         status = 413 if refused.reason in SIZE_REASONS else 400
         return error_response(status, str(refused), refused.reason)
+    except QueueUnavailable as error:
+        return error_response(503, str(error), headers={"Retry-After": "5"})
     return JSONResponse(
         job, status_code=202, headers={"Location": f"/v1/audiobook/jobs/{job['id']}"}
     )
@@ -101,7 +109,7 @@ async def list_jobs(request: Request) -> Response:
     jobs = _jobs(request)
     if jobs is None:
         return _no_jobs()
-    return JSONResponse({"jobs": await anyio.to_thread.run_sync(jobs.listing)})
+    return JSONResponse({"jobs": await anyio.to_thread.run_sync(jobs.listing, owner(request))})
 
 
 # GET and DELETE in one route: a 405 for another method then lists both in `Allow`.
@@ -115,7 +123,10 @@ async def job(request: Request, job_id: str) -> Response:
     if jobs is None:
         return _no_jobs()
     act = jobs.cancel if request.method == "DELETE" else jobs.status
-    status = await anyio.to_thread.run_sync(act, job_id)
+    try:
+        status = await anyio.to_thread.run_sync(act, job_id, owner(request))
+    except QueueUnavailable as error:
+        return error_response(503, str(error), headers={"Retry-After": "5"})
     if status is None:
         return error_response(404, f"no job {job_id!r}", "job_id")
     return JSONResponse(status)
@@ -126,9 +137,11 @@ async def job_file(request: Request, job_id: str, name: str) -> Response:
     jobs = _jobs(request)
     if jobs is None:
         return _no_jobs()
-    path = await anyio.to_thread.run_sync(jobs.file, job_id, name)
+    path = await anyio.to_thread.run_sync(jobs.file, job_id, name, owner(request))
     if path is None:
-        listed = await anyio.to_thread.run_sync(jobs.files, job_id)
+        if await anyio.to_thread.run_sync(jobs.job, job_id, owner(request)) is None:
+            return error_response(404, f"no job {job_id!r}", "job_id")
+        listed = await anyio.to_thread.run_sync(jobs.files, job_id, owner(request))
         return error_response(
             404, f"no file {name!r} in job {job_id!r}; files: {', '.join(listed) or 'none yet'}"
         )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from audiobook_tts.books.archive import BookRefused
+from audiobook_tts.keys import key_id
 from audiobook_tts.listening.checkjobs import CheckJobs, CheckOptions, Incoming
 from audiobook_tts.listening.listener import FALLBACK_MAX_WER
 from audiobook_tts.listening.recordings import RecordingRefused
@@ -73,6 +74,7 @@ async def submit_check(
             [Incoming(item.file, item.filename or "audio") for item in audio],
             CheckOptions(max_wer, chapters, footnotes),
             lexicon_text,
+            key_id(request.scope),
         )
     except BookRefused as refused:
         return error_response(
@@ -91,7 +93,9 @@ async def list_checks(request: Request) -> Response:
     checks = _checks(request)
     if isinstance(checks, JSONResponse):
         return checks
-    return JSONResponse({"checks": await anyio.to_thread.run_sync(checks.listing)})
+    return JSONResponse(
+        {"checks": await anyio.to_thread.run_sync(checks.listing, key_id(request.scope))}
+    )
 
 
 @router.api_route(
@@ -106,7 +110,7 @@ async def check(request: Request, check_id: str) -> Response:
     if isinstance(checks, JSONResponse):
         return checks
     act = checks.cancel if request.method == "DELETE" else checks.status
-    status = await anyio.to_thread.run_sync(act, check_id)
+    status = await anyio.to_thread.run_sync(act, check_id, key_id(request.scope))
     if status is None:
         return error_response(404, f"no check {check_id!r}", "check_id")
     return JSONResponse(status)
@@ -123,7 +127,7 @@ async def check_report(request: Request, check_id: str) -> Response:
     checks = _checks(request)
     if isinstance(checks, JSONResponse):
         return checks
-    path = await anyio.to_thread.run_sync(checks.report, check_id)
+    path = await anyio.to_thread.run_sync(checks.report, check_id, key_id(request.scope))
     if path is None:
         return error_response(404, f"no report of check {check_id!r} (yet)", "check_id")
     return FileResponse(path, media_type="application/json")
