@@ -32,6 +32,7 @@ from audiobook_tts.chapter import (
     SpokenChapter,
     chunks,
     master_chapter,
+    speak_chapter,
 )
 from audiobook_tts.engines.base import Engine
 from audiobook_tts.lexicon import Lexicon
