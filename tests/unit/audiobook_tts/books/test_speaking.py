@@ -5,6 +5,7 @@ per chapter, order kept, and chapter by chapter for engines that take a chapter'
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,12 @@ class BatchingTone(Batching):
         return Audio((0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32), rate)
 
 
-def make(engine: Batching, tmp_path: Path, name: str, **options: object) -> Path:
+def make(
+    engine: Batching,
+    tmp_path: Path,
+    name: str,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Path:
     from audiobook_tts.books.making import BookRequest, ChapterStore, make_book, plan_chapters
     from audiobook_tts.books.reading import read_book
     from tests import bookfiles
@@ -156,11 +162,12 @@ def make(engine: Batching, tmp_path: Path, name: str, **options: object) -> Path
     if not source.exists():
         source.write_bytes(bookfiles.epub())
     book = read_book(source)
-    store = ChapterStore(tmp_path / f"store-{options.pop('store', name)}")
+    store = ChapterStore(tmp_path / f"store-{name}")
+    output = tmp_path / name
     make_book(
-        book, plan_chapters(book), engine, BookRequest("0"), store, tmp_path / name, **options
-    )  # type: ignore[arg-type]
-    return tmp_path / name
+        book, plan_chapters(book), engine, BookRequest("0"), store, output, should_stop=should_stop
+    )
+    return output
 
 
 FILES = ("chapter-02.mp3", "chapter-03.mp3", "chapter-04.mp3", "book.m4b", "book.json")
