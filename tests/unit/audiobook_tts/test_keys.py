@@ -21,7 +21,7 @@ from audiobook_tts.keys import KeyRing, key_hash
 from tests import bookfiles
 from tests.unit.audiobook_tts.listening.fakes import CodedEngine, CodedListener
 from tests.unit.audiobook_tts.listening.test_bookcheck import BOOK, planned, spoken, wav
-from tests.unit.test_books import CountingTone, submit, wait
+from tests.unit.audiobook_tts.books.test_books import CountingTone, submit, wait
 
 KEY_A, KEY_B = "sk-alpha-0123456789", "sk-beta-9876543210"
 
