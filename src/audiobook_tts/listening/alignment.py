@@ -1,13 +1,14 @@
 """Which sentences the audio does not say: heard words aligned to the text, sentence by sentence.
 
-Both sides are normalised (words.py), then aligned once over the whole chapter on the words
-they share (rapidfuzz's Indel alignment: a longest common subsequence). A Levenshtein
-alignment, which jiwer's word error rate uses, is cheaper by one where it substitutes, and so
-slides a dropped sentence's words onto the next sentence's and charges both; anchoring on
-shared words charges the sentence that was dropped. Between two anchors, each word of the
-text is an error of its sentence (misread or dropped), and words heard beyond them belong to
-the neighbouring sentence they resemble: a sentence said twice is charged to itself. A
-sentence's word error rate is its errors over its words; the chapter's is jiwer's.
+Both sides are normalised (words.py), then aligned once over the whole chapter with affine gap
+costs (Gotoh's alignment: opening a gap costs more than widening one). A Levenshtein alignment,
+which jiwer's word error rate uses, slides a dropped sentence's words onto the next sentence's
+(a substitution costs no more than a deletion) and charges both; with affine gaps a dropped
+sentence is one deletion and a sentence said twice one insertion, however alike its
+neighbours are. Each substitution and deletion is an error of the sentence whose word it is;
+words heard beyond the text belong to the neighbouring sentence they resemble: a sentence said
+twice is charged to itself. A sentence's word error rate is its errors over its words; the
+chapter's is jiwer's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from audiobook_tts.listening.words import normal_words
 
@@ -27,6 +30,13 @@ MISSING_SHARE = 0.25
 # A sentence is flagged for two errors or more: one misheard word of "Thump!" is a rate of
 # 1.0, and says nothing of the audio (espeak-ng's "thump" is heard as "some").
 MIN_ERRORS = 2
+# The alignment's costs, in words: a word heard for another costs less than a gap, so a misread
+# sentence stays paired with what was said in its place; a gap costs most to open.
+MISMATCH, GAP_OPEN, GAP_EXTEND = 1.0, 3.0, 0.5
+# Above this many cells (reference words x heard words: a chapter of ~28,000 characters) the
+# chapter is aligned on its shared words instead (rapidfuzz's Indel, in C), to bound memory.
+MAX_CELLS = 25_000_000
+SAME, SUB, DEL, INS = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -147,28 +157,36 @@ def score_sentences(
     errors = [0] * count
     matched = [0] * count  # words of the sentence with a heard word in their place
     heard_by: list[list[int]] = [[] for _ in range(count)]
-    repeated = [False] * count
-    for shared, ref_start, ref_end, hyp_start, hyp_end in _spans(reference, hypothesis):
-        if shared:
-            for offset in range(ref_end - ref_start):
-                matched[owner[ref_start + offset]] += 1
-                heard_by[owner[ref_start + offset]].append(hyp_start + offset)
+    # Words heard besides the text, by the sentence they are charged to: a sentence said
+    # twice may come back in more than one run (the alignment can split its two copies).
+    extras: list[list[str]] = [[] for _ in range(count)]
+    waiting: list[int] = []  # heard words besides the text, not yet charged
+
+    def charge(position: int) -> None:
+        """Words heard before reference word `position` that the text does not have."""
+        extra = [hypothesis[index] for index in waiting]
+        charged = _insertion_owner(position, extra, owner, expected)
+        errors[charged] += len(extra)
+        heard_by[charged].extend(waiting)
+        extras[charged].extend(extra)
+        waiting.clear()
+
+    for kind, ref_index, hyp_index in align(reference, hypothesis):
+        if kind == INS:
+            waiting.append(hyp_index)
             continue
-        # A gap: each word of the text in it is misread or dropped; heard words pair with
-        # them in order, and those beyond are words heard besides the text.
-        paired = min(ref_end - ref_start, hyp_end - hyp_start)
-        for offset in range(ref_end - ref_start):
-            errors[owner[ref_start + offset]] += 1
-            if offset < paired:
-                heard_by[owner[ref_start + offset]].append(hyp_start + offset)
-                matched[owner[ref_start + offset]] += 1  # something was said in its place
-        extra = hypothesis[hyp_start + paired : hyp_end]
-        if extra:
-            charged = _insertion_owner(ref_end, extra, owner, expected)
-            errors[charged] += len(extra)
-            heard_by[charged].extend(range(hyp_start + paired, hyp_end))
-            if _says_again(extra, expected[charged]):
-                repeated[charged] = True
+        if waiting:
+            charge(ref_index)
+        sentence = owner[ref_index]
+        if kind == DEL:
+            errors[sentence] += 1
+            continue
+        matched[sentence] += 1  # a word heard in its place, right or wrong
+        heard_by[sentence].append(hyp_index)
+        if kind == SUB:
+            errors[sentence] += 1
+    if waiting:
+        charge(len(reference))
     scores = []
     for index, text in enumerate(sentences):
         length = len(expected[index])
@@ -176,7 +194,7 @@ def score_sentences(
         wer = errors[index] / length if length else 0.0
         if length == 0 or wer <= max_wer or errors[index] < MIN_ERRORS:
             verdict = "ok"
-        elif repeated[index]:
+        elif _says_again(extras[index], expected[index]):
             verdict = "repeated"
         elif matched[index] <= MISSING_SHARE * length:
             verdict = "missing"
@@ -196,22 +214,111 @@ def score_sentences(
     return ChapterScore(tuple(scores), word_error_rate(reference, hypothesis))
 
 
-def _spans(reference: list[str], hypothesis: list[str]) -> list[tuple[bool, int, int, int, int]]:
-    """The alignment as runs of shared words and the gaps between them: (shared, reference
-    start, end, heard start, end). Nothing heard, or a text of no words, is one gap."""
-    if not reference or not hypothesis:
-        return [(False, 0, len(reference), 0, len(hypothesis))]
+Step = tuple[int, int, int]  # (SAME, SUB, DEL or INS; reference index; heard index)
+
+
+def align(reference: Sequence[str], hypothesis: Sequence[str]) -> list[Step]:
+    """The alignment as steps in order: a word the same or another (a reference and a heard
+    index), a word of the text not heard (reference index, -1), a word heard besides (-1,
+    heard index)."""
+    if not hypothesis:
+        return [(DEL, index, -1) for index in range(len(reference))]
+    if not reference:
+        return [(INS, -1, index) for index in range(len(hypothesis))]
+    if len(reference) * len(hypothesis) > MAX_CELLS:
+        return _shared_word_steps(reference, hypothesis)
+    return _gotoh(reference, hypothesis)
+
+
+def _gotoh(reference: Sequence[str], hypothesis: Sequence[str]) -> list[Step]:
+    """Gotoh's alignment (affine gaps), a row of numpy at a time. Three costs per cell: ending
+    in a pair of words (M), in a word of the text left out (X), in a word heard besides (Y)."""
+    vocabulary: dict[str, int] = {}
+    ref = np.array([vocabulary.setdefault(word, len(vocabulary)) for word in reference])
+    hyp = np.array([vocabulary.setdefault(word, len(vocabulary)) for word in hypothesis])
+    rows, width = ref.size, hyp.size + 1
+    columns = np.arange(width)
+    inf = np.inf
+    pairs, left_out, besides = (np.full(width, inf) for _ in range(3))
+    pairs[0] = 0.0
+    besides[1:] = GAP_OPEN + GAP_EXTEND * columns[1:]
+    # Where each cell's best path came from: 0 M, 1 X, 2 Y.
+    from_pairs = np.zeros((rows + 1, width), dtype=np.int8)
+    from_left_out = np.zeros((rows + 1, width), dtype=np.int8)
+    from_besides = np.full((rows + 1, width), 2, dtype=np.int8)
+    from_besides[0, 1] = 0
+    for row in range(1, rows + 1):
+        previous = np.stack([pairs, left_out, besides])
+        best = previous.argmin(axis=0)
+        new_pairs = np.full(width, inf)
+        new_pairs[1:] = previous[best, columns][:-1] + np.where(ref[row - 1] == hyp, 0.0, MISMATCH)
+        from_pairs[row, 1:] = best[:-1]
+        gap = np.stack([pairs + GAP_OPEN, left_out, besides + GAP_OPEN]) + GAP_EXTEND
+        from_left_out[row] = gap.argmin(axis=0)
+        new_left_out = gap.min(axis=0)
+        opened = np.minimum(new_pairs, new_left_out)
+        starts = opened + GAP_OPEN - GAP_EXTEND * columns
+        running = np.minimum.accumulate(starts)
+        new_besides = np.full(width, inf)
+        new_besides[1:] = GAP_EXTEND * columns[1:] + running[:-1]
+        opened_here = starts[:-1] <= running[:-1]
+        which = (new_left_out[:-1] < new_pairs[:-1]).astype(np.int8)
+        from_besides[row, 1:] = np.where(opened_here, which, 2)
+        pairs, left_out, besides = new_pairs, new_left_out, new_besides
+    steps: list[Step] = []
+    state = int(np.argmin([pairs[-1], left_out[-1], besides[-1]]))
+    row, column = rows, width - 1
+    while row > 0 or column > 0:
+        if state == 0:
+            same = reference[row - 1] == hypothesis[column - 1]
+            steps.append((SAME if same else SUB, row - 1, column - 1))
+            state = int(from_pairs[row, column])
+            row, column = row - 1, column - 1
+        elif state == 1:
+            steps.append((DEL, row - 1, -1))
+            state = int(from_left_out[row, column])
+            row -= 1
+        else:
+            steps.append((INS, -1, column - 1))
+            state = int(from_besides[row, column])
+            column -= 1
+    steps.reverse()
+    return steps
+
+
+def _shared_word_steps(reference: Sequence[str], hypothesis: Sequence[str]) -> list[Step]:
+    """The alignment on shared words (a longest common subsequence, in C) for long chapters:
+    between two shared runs, words pair in order and the rest are left out or heard besides."""
     from rapidfuzz.distance import Indel  # the listener's lock: imported on first use
 
-    spans: list[tuple[bool, int, int, int, int]] = []
-    for opcode in Indel.opcodes(reference, hypothesis):
-        shared = opcode.tag == "equal"
-        ref_start, ref_end = opcode.src_start, opcode.src_end
-        hyp_start, hyp_end = opcode.dest_start, opcode.dest_end
-        if not shared and spans and not spans[-1][0]:
-            _, ref_start, _, hyp_start, _ = spans.pop()  # deletions beside insertions: one gap
-        spans.append((shared, ref_start, ref_end, hyp_start, hyp_end))
-    return spans
+    steps: list[Step] = []
+    gap_ref: list[int] = []
+    gap_hyp: list[int] = []
+
+    def close_gap() -> None:
+        paired = min(len(gap_ref), len(gap_hyp))
+        steps.extend((SUB, r, h) for r, h in zip(gap_ref[:paired], gap_hyp[:paired], strict=True))
+        steps.extend((DEL, r, -1) for r in gap_ref[paired:])
+        steps.extend((INS, -1, h) for h in gap_hyp[paired:])
+        gap_ref.clear()
+        gap_hyp.clear()
+
+    for opcode in Indel.opcodes(list(reference), list(hypothesis)):
+        if opcode.tag == "equal":
+            close_gap()
+            steps.extend(
+                (SAME, r, h)
+                for r, h in zip(
+                    range(opcode.src_start, opcode.src_end),
+                    range(opcode.dest_start, opcode.dest_end),
+                    strict=True,
+                )
+            )
+        else:
+            gap_ref.extend(range(opcode.src_start, opcode.src_end))
+            gap_hyp.extend(range(opcode.dest_start, opcode.dest_end))
+    close_gap()
+    return steps
 
 
 def _insertion_owner(

@@ -93,3 +93,52 @@ def test_a_sentence_of_no_words_is_never_flagged() -> None:
     scores = score_sentences(["…", SENTENCES[0]], heard(SENTENCES[0]), 0.3)
     assert flagged(scores) == {}
     assert scores.sentences[0].words == 0
+
+
+def test_a_sentence_said_twice_beside_one_much_like_it_is_charged_to_itself() -> None:
+    # Both speak of a rabbit, a watch and a waistcoat pocket: an alignment that slides the
+    # second copy onto the next sentence would flag that one instead.
+    alike = [
+        "There was nothing so very remarkable in that.",
+        "But when the Rabbit actually took a watch out of its waistcoat pocket, and looked at "
+        "it, and then hurried on, Alice started to her feet.",
+        "It flashed across her mind that she had never before seen a rabbit with either a "
+        "waistcoat pocket, or a watch to take out of it.",
+        "Burning with curiosity, she ran across the field after it.",
+    ]
+    said = heard(alike[0], alike[1], alike[1], alike[2], alike[3])
+    assert flagged(score_sentences(alike, said, 0.4)) == {1: "repeated"}
+    dropped = heard(alike[0], alike[2], alike[3])
+    assert flagged(score_sentences(alike, dropped, 0.4)) == {1: "missing"}
+
+
+def test_the_alignment_covers_every_word_once_in_order() -> None:
+    import random
+
+    from audiobook_tts.listening.alignment import SAME, align
+
+    chooser = random.Random(1)
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "and",
+        "then",
+        "it",
+        "ran",
+        "off",
+        "to",
+        "see",
+        "the",
+        "dog",
+    ]
+    for _ in range(200):
+        text = [chooser.choice(words) for _ in range(chooser.randint(0, 30))]
+        said = [chooser.choice(words) for _ in range(chooser.randint(0, 30))]
+        steps = align(text, said)
+        assert [step[1] for step in steps if step[1] >= 0] == list(range(len(text)))
+        assert [step[2] for step in steps if step[2] >= 0] == list(range(len(said)))
+        assert all(text[r] == said[h] for kind, r, h in steps if kind == SAME)
