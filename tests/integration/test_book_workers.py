@@ -240,6 +240,8 @@ def test_two_replicas_and_two_workers_make_each_job_once(cluster: Cluster) -> No
     for n, job_id in enumerate(jobs):
         done = wait_for(apis[(n + 1) % 2], job_id)  # read from the replica that did not take it
         assert done["progress"]["chapters_done"] == 2  # type: ignore[index]
+        m4b = httpx.get(f"{apis[(n + 1) % 2]}/v1/audiobook/jobs/{job_id}/files/book.m4b")
+        assert m4b.status_code == 200 and len(m4b.content) > 1000
     listed = [
         sorted(j["id"] for j in httpx.get(f"{url}/v1/audiobook/jobs").json()["jobs"])
         for url in apis
