@@ -44,7 +44,7 @@ def lint(session: nox.Session) -> None:
     install_locked(session, DEV_LOCK, SERVICE_LOCK)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "src", "tasks.py", "noxfile.py")
+    session.run("mypy", "src", "tests", "tasks.py", "noxfile.py")
     session.run("hadolint", *sorted(str(path) for path in Path("docker").glob("*/Dockerfile")))
     session.run(
         "actionlint", *sorted(str(path) for path in Path(".github/workflows").glob("*.yml"))

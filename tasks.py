@@ -15,15 +15,25 @@ from invoke.tasks import task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from imagebuild import account as account_module
-from imagebuild import bench as bench_module
-from imagebuild import benchresults, cachecheck, debian, localplatform
-from imagebuild import build as build_module
-from imagebuild import ci as ci_module
-from imagebuild import doctor as doctor_module
-from imagebuild import locks as locks_module
-from imagebuild.cli import clear_errors, say, settings_from, split_values, with_registry_auth
-from imagebuild.plan import BuildRequest, parse_platforms
+from imagebuild.bench import results as bench_results
+from imagebuild.bench import runner as bench_runner
+from imagebuild.build import flow, records
+from imagebuild.build.cache_check import cache_check as check_cache
+from imagebuild.ci import registry_login
+from imagebuild.ci import run as ci_run
+from imagebuild.ci.doctor import run_doctor
+from imagebuild.docs.settings_table import write_settings_table
+from imagebuild.invoke_glue import (
+    clear_errors,
+    say,
+    settings_from,
+    split_values,
+    with_registry_auth,
+)
+from imagebuild.locks import compile as lock_files
+from imagebuild.plan.request import BuildRequest, parse_platforms
+from imagebuild.platform import debian
+from imagebuild.platform import local as local_platform
 
 
 @task(
@@ -38,7 +48,7 @@ from imagebuild.plan import BuildRequest, parse_platforms
 @clear_errors
 def up(c: Context, registry_auth: bool = False, platform: list[str] | None = None) -> None:
     """Bring up the local build platform: engine + buildx, registry on 127.0.0.1:5000, base image."""
-    localplatform.up(
+    local_platform.up(
         with_registry_auth(settings_from(c.config), registry_auth),
         say,
         parse_platforms(split_values(platform)),
@@ -56,7 +66,7 @@ def test_tools(c: Context) -> None:
 @clear_errors
 def down(c: Context) -> None:
     """Stop the engine and registry that `inv up` started (by pid); images and caches are kept."""
-    localplatform.down(settings_from(c.config), say)
+    local_platform.down(settings_from(c.config), say)
 
 
 @task(
@@ -129,7 +139,7 @@ def build(
         reproducible=reproducible,
         compression=compression or None,
     )
-    build_module.build(settings_from(c.config), request, say, start_platform=not no_up)
+    flow.build(settings_from(c.config), request, say, start_platform=not no_up)
 
 
 @task(
@@ -153,16 +163,16 @@ def lock(
     """pip-compile every requirements group (hashes; torch pinned on its own), in order."""
     requirements = settings_from(c.config).root / "requirements"
     if check:
-        locks_module.check_or_fail(requirements, say)
+        lock_files.check_or_fail(requirements, say)
         return
-    locks_module.lock(requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group))
+    lock_files.lock(requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group))
 
 
 @task
 @clear_errors
 def stages(c: Context) -> None:
     """List the stages of docker/tts/Dockerfile, read from the file itself."""
-    build_module.print_stages(settings_from(c.config), say)
+    records.print_stages(settings_from(c.config), say)
 
 
 @task(
@@ -184,14 +194,14 @@ def login(
     """Log the engine in to the configured registry; a password never goes on the command line."""
     settings = with_registry_auth(settings_from(c.config), registry_auth)
     stdin = sys.stdin if password_stdin else None
-    account_module.login(settings, say, ecr, username, stdin, os.environ)
+    registry_login.login(settings, say, ecr, username, stdin, os.environ)
 
 
 @task(help={"last": "how many builds to show (newest last)", "json": "print the JSON lines"})
 @clear_errors
 def history(c: Context, last: int = 5, json: bool = False) -> None:
     """Show the reports of the last builds, from build-logs/history.jsonl."""
-    build_module.print_history(settings_from(c.config), last, json, say)
+    records.print_history(settings_from(c.config), last, json, say)
 
 
 @task(
@@ -205,22 +215,29 @@ def history(c: Context, last: int = 5, json: bool = False) -> None:
 def cache_check(c: Context, target: str = "", cache: str = "", no_up: bool = False) -> None:
     """Rebuild with no change and say which steps hit the cache and why the others did not."""
     request = BuildRequest(target=target or None, cache_mode=cache or None)
-    cachecheck.cache_check(settings_from(c.config), request, say, start_platform=not no_up)
+    check_cache(settings_from(c.config), request, say, start_platform=not no_up)
+
+
+@task
+@clear_errors
+def settings_table(c: Context) -> None:
+    """Write the README's table of every setting (INVOKE_IMAGEBUILD_*, AUDIOBOOK_TTS_*) from the code."""
+    write_settings_table(settings_from(c.config).root, say)
 
 
 @task(help={"json": "print {path: sha256} instead of a listing"})
 @clear_errors
 def context(c: Context, json: bool = False) -> None:
     """List the files and bytes the build context sends (after .dockerignore)."""
-    build_module.print_context(settings_from(c.config), json, say)
+    records.print_context(settings_from(c.config), json, say)
 
 
 @task(
     auto_shortflags=False,
     help={
-        "scenarios": f"comma-separated subset of: {', '.join(benchresults.SCENARIOS)} (default: all)",
+        "scenarios": f"comma-separated subset of: {', '.join(bench_results.SCENARIOS)} (default: all)",
         "n": "runs per scenario and build (the table shows the median, min and max)",
-        "publish": "copy the table and chart into README.md and docs/bench/",
+        "publish": "copy the table and chart into docs/bench.md and docs/bench/",
         "keep_engine": "leave the sandbox engine running afterwards",
         "variant": "which image: cpu (CPU torch, espeak), cuda-csm (CUDA torch, espeak and "
         "CSM: the image users ship; gigabytes of wheels, an hour on 2 cores) or arm64 (the "
@@ -243,11 +260,11 @@ def bench(
 ) -> None:
     """Measure build scenarios for this build and the naive baseline; write table, JSON, chart."""
     settings = settings_from(c.config)
-    image_variant = benchresults.image_variant(variant)
-    out_dir = bench_module.bench_dir(settings)
-    bench_module.run_bench(
+    image_variant = bench_results.image_variant(variant)
+    out_dir = bench_runner.bench_dir(settings)
+    bench_runner.run_bench(
         settings,
-        benchresults.parse_scenarios(scenarios),
+        bench_results.parse_scenarios(scenarios),
         n,
         out_dir,
         say,
@@ -257,14 +274,14 @@ def bench(
         compression=compression,
     )
     if publish:
-        benchresults.publish(out_dir, settings.root, say)
+        bench_results.publish(out_dir, settings.root, say)
 
 
 @task(help={"no_smoke": "build and push only; skip the smoke test (nox -s smoke)"})
 @clear_errors
 def ci(c: Context, no_smoke: bool = False) -> None:
     """What every CI runs: build with the registry cache, push, smoke test, write a summary."""
-    ci_module.run_ci(settings_from(c.config), say, smoke=not no_smoke)
+    ci_run.run_ci(settings_from(c.config), say, smoke=not no_smoke)
 
 
 @task(
@@ -278,4 +295,4 @@ def ci(c: Context, no_smoke: bool = False) -> None:
 def doctor(c: Context, registry_auth: bool = False, codebuild: str = "") -> None:
     """What the engine at hand supports (store, drivers, cache exporters, registry, login), with fixes."""
     settings = with_registry_auth(settings_from(c.config), registry_auth)
-    doctor_module.run_doctor(settings, say, codebuild)
+    run_doctor(settings, say, codebuild)

@@ -1,7 +1,7 @@
 # The CodeBuild project of audiobook-tts, as code: the build that buildspec.yml describes,
 # the ECR repository that holds the image and its registry cache, and the role between them.
 # `inv doctor --codebuild audiobook-tts` checks a deployed project against what this sets.
-# tests/unit/test_infra.py parses this file (no provider can be fetched where it is tested).
+# tests/unit/infra/test_infra.py parses this file (no provider can be fetched where it is tested).
 
 terraform {
   required_version = ">= 1.5"

@@ -137,7 +137,7 @@ def epub(
         f'      <li><a href="ch{n}.xhtml">{name}</a></li>'
         for n, (name, _) in enumerate(chapters, start=1)
     )
-    nav = _page(
+    nav_page = _page(
         "Contents",
         f'<nav epub:type="toc" id="toc"><h1>Contents</h1>\n    <ol>\n{links}\n    </ol>\n</nav>',
     )
@@ -159,7 +159,7 @@ def epub(
     files: dict[str, bytes] = {
         "META-INF/container.xml": CONTAINER.encode(),
         "OEBPS/content.opf": opf.encode(),
-        "OEBPS/nav.xhtml": nav.encode(),
+        "OEBPS/nav.xhtml": nav_page.encode(),
         "OEBPS/toc.ncx": ncx.encode(),
         "OEBPS/cover.png": cover,
         "OEBPS/cover.xhtml": _page("Cover", '<img src="cover.png" alt="Cover"/>').encode(),

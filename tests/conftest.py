@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.cli import settings_from
-from imagebuild.config import Settings
-from imagebuild.engine import Engine
+from imagebuild.engine.docker import DockerEngine
+from imagebuild.invoke_glue import settings_from
+from imagebuild.plan.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# The running image's fixtures (image, service) and helpers, shared by smoke, tts and arm64.
+pytest_plugins = ("tests.containers",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,7 +41,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def docker_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[DockerClient]:
     docker = DockerClient(client_call=[settings.docker_client])
-    if not Engine(settings.docker_client).answers():
+    if not DockerEngine(settings.docker_client).answers():
         message = "no Docker daemon answers (run `inv up`)"
         if request.config.getoption("--require-docker"):
             pytest.fail(f"{message}; --require-docker turns this skip into a failure")

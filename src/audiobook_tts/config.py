@@ -62,6 +62,16 @@ class ServiceSettings:
     csm_batch: int = 0
     # fast: static caches, each frame a CUDA graph on a GPU; generate: transformers' generate.
     csm_decoder: str = "fast"
+    # How the csm engine picks each token: top-k with temperature, as CSM's makers decode
+    # (50 and 0.9), seeded per sentence; temperature 0 is greedy.
+    csm_top_k: int = 50
+    # The csm engine's sampling temperature (0.9, its makers'); 0: greedy decoding.
+    csm_temperature: float = 0.9
+    # GPUs the csm engine runs on, one model each, a book's batches dealt across them
+    # (comma-separated, e.g. "cuda:0,cuda:1"); empty: every visible GPU (or AUDIOBOOK_TTS_DEVICE).
+    csm_devices: str = ""
+    # torch.compile of each decoder layer's parts on a GPU (compiled once at load).
+    csm_compile: bool = True
     # The piper engine: voices beside the installed ones (`<voice>.onnx` + `.onnx.json`).
     piper_voices: str = ""
     # Book jobs: their folder (a volume; empty: no book jobs), and the largest book accepted.
@@ -113,6 +123,19 @@ class ServiceSettings:
             except ValueError:
                 raise SettingsError(f"{name}={value!r} is not a whole number") from None
 
+        def decimal(name: str, default: float) -> float:
+            value = env.get(name, str(default))
+            try:
+                return float(value)
+            except ValueError:
+                raise SettingsError(f"{name}={value!r} is not a number") from None
+
+        def switch(name: str, default: bool) -> bool:
+            value = env.get(name, "1" if default else "0").strip().lower()
+            if value not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise SettingsError(f"{name}={value!r}: use 1 or 0")
+            return value in ("1", "true", "yes", "on")
+
         attempts = number("AUDIOBOOK_TTS_CHECK_ATTEMPTS", defaults.check_attempts)
         if not 1 <= attempts <= 10:
             raise SettingsError(f"AUDIOBOOK_TTS_CHECK_ATTEMPTS={attempts}: use 1 to 10")
@@ -132,6 +155,10 @@ class ServiceSettings:
             device=env.get("AUDIOBOOK_TTS_DEVICE", ""),
             csm_batch=number("AUDIOBOOK_TTS_CSM_BATCH", defaults.csm_batch),
             csm_decoder=env.get("AUDIOBOOK_TTS_CSM_DECODER", defaults.csm_decoder),
+            csm_top_k=number("AUDIOBOOK_TTS_CSM_TOP_K", defaults.csm_top_k),
+            csm_temperature=decimal("AUDIOBOOK_TTS_CSM_TEMPERATURE", defaults.csm_temperature),
+            csm_devices=env.get("AUDIOBOOK_TTS_CSM_DEVICES", defaults.csm_devices),
+            csm_compile=switch("AUDIOBOOK_TTS_CSM_COMPILE", defaults.csm_compile),
             piper_voices=env.get("AUDIOBOOK_TTS_PIPER_VOICES", ""),
             data=env.get("AUDIOBOOK_TTS_DATA", ""),
             max_book_bytes=number("AUDIOBOOK_TTS_MAX_BOOK_BYTES", defaults.max_book_bytes),

@@ -12,6 +12,15 @@ sentence's latency and the chapter's real-time factor.
 `--book 3` adds a whole book: three 5,000-character chapters made by `make_book` (as a book
 job is), with the engine's default batching, then made again (every chapter found made).
 
+`--sampling reference|greedy|K,T` picks the csm decoding (default: the makers' top-k 50,
+temperature 0.9); the sampled-decoding check (graph against eager with one seed, the same
+seed twice, top-k 1 against greedy, another seed, alone against in a batch) is always run on
+a GPU, with a float32 check of the code against transformers' `generate` on the tiny model.
+`--devices 2` (or `cuda:0,cuda:1`) makes the book, and its speech alone, on that many GPUs
+too (one engine each, `MultiCsmEngine`), beside one. `--profile` counts kernels a frame at
+batch 1; `--frame-batches 1,64,256` gives ms a frame by batch size; `--no-compile` runs the
+layers uncompiled. `docs/engine-bench/device-run.sh` is how the committed runs were made.
+
 `--chapter-batches 16,32,64` adds chapter throughput: a 5,000-character chapter's sentences
 through the engine in batches of each size (as `render_chapter` hands them). Random weights
 never say "end", so every sentence runs to its length bound (8 characters a second, plus
@@ -38,10 +47,12 @@ import numpy as np
 from audiobook_tts.books.making import BookRequest, ChapterStore, make_book, plan_chapters
 from audiobook_tts.books.reading import read_book
 from audiobook_tts.chapter import chunks
-from audiobook_tts.engines.base import Engine, synthesize_all
+from audiobook_tts.engines.base import Engine, EngineError, sentence_seed, synthesize_all
 from audiobook_tts.engines.csm import FRAME_RATE, SAMPLE_RATE, CsmEngine
+from audiobook_tts.engines.csmdevices import MultiCsmEngine, parse_devices
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import CSM_1B, TINY, build
+from audiobook_tts.engines.csmsampling import GREEDY, REFERENCE, Sampling
 from audiobook_tts.engines.piper import PiperEngine
 
 SHAPES = {"csm-1b": CSM_1B, "tiny": TINY}
@@ -52,16 +63,26 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
 
 
-def agreement(engine: CsmEngine, frames: int = 64) -> dict[str, int]:
-    """Frames (of `frames`) on which the decoders agree, greedy, one sentence: the CUDA graph
-    against the same steps run eagerly, and both against transformers' `generate`."""
+def agreement(engine: CsmEngine, frames: int = 64) -> dict[str, Any]:
+    """Frames (of `frames`) on which the decoders agree, one sentence. Greedy: the CUDA graph
+    against the same steps run eagerly, and both against transformers' `generate` (bf16: the
+    merged projections and compiled parts may round differently, so this one is a share, not
+    a promise). Sampled (the engine's sampling): graph against eager with one seed, the same
+    seed twice, top-k 1 against greedy, another seed, and alone against in a batch of 8."""
     import torch
 
     inputs = engine.inputs([TEXT], "0").to(engine.device)
     capacity = capacity_for(inputs["attention_mask"].shape[1] + frames)
+    compiled = engine.compiled
+
+    def decode(sampling: Sampling, use_graph: bool, seeds: list[int], source: Any = inputs) -> Any:
+        rows = source["attention_mask"].shape[0]
+        decoder = FastCsmDecoder(engine.model, rows, capacity, sampling, compiled)
+        return decoder.run(source, frames, use_graph=use_graph, seeds=seeds)
+
     with torch.inference_mode():
-        graphed = FastCsmDecoder(engine.model, 1, capacity).run(inputs, frames, use_graph=True)
-        eager = FastCsmDecoder(engine.model, 1, capacity).run(inputs, frames, use_graph=False)
+        graphed = decode(GREEDY, True, [0])
+        eager = decode(GREEDY, False, [0])
         generated = engine.model.generate(
             **inputs,
             max_new_tokens=frames,
@@ -70,34 +91,196 @@ def agreement(engine: CsmEngine, frames: int = 64) -> dict[str, int]:
             return_dict_in_generate=True,
         ).sequences
         # A kept graph, replayed for a second prompt of another length (as the service does).
-        kept = FastCsmDecoder(engine.model, 1, capacity)
+        kept = FastCsmDecoder(engine.model, 1, capacity, GREEDY, compiled)
         kept.run(inputs, frames, use_graph=True)
         other = engine.inputs(["A second sentence, of another length."], "0").to(engine.device)
         replayed = kept.run(other, frames, use_graph=True)
-        fresh = FastCsmDecoder(engine.model, 1, capacity).run(other, frames, use_graph=False)
+        fresh = FastCsmDecoder(engine.model, 1, capacity, GREEDY, compiled).run(
+            other, frames, use_graph=False
+        )
+        sampling = engine.sampling if not engine.sampling.greedy else REFERENCE
+        seed = sentence_seed(TEXT)
+        sampled_graph = decode(sampling, True, [seed])
+        sampled_again = decode(sampling, True, [seed])
+        sampled_eager = decode(sampling, False, [seed])
+        other_seed = decode(sampling, True, [sentence_seed(TEXT, 1)])
+        top_1 = decode(Sampling(1, sampling.temperature), True, [seed])
+        texts = [TEXT] + [sentence for sentence in CHAPTER_SENTENCES[:7]]
+        batch_inputs = engine.inputs(texts, "0").to(engine.device)
+        seeds = [seed] + [sentence_seed(text) for text in texts[1:]]
+        in_batch = decode(sampling, True, seeds, batch_inputs)[:1]
     count = min(generated.shape[1], frames)
 
     def same(first: Any, second: Any) -> int:
         return int((first[0, :count] == second[0, :count]).all(dim=-1).sum())
 
+    def same_tokens(first: Any, second: Any) -> float:
+        return round(float((first[0, :count] == second[0, :count]).float().mean()), 4)
+
     return {
         "frames": count,
         "graph_equals_eager": same(graphed, eager),
         "eager_equals_generate": same(eager, generated),
+        "eager_vs_generate_same_tokens": same_tokens(eager, generated),
         "kept_graph_second_prompt_equals_eager": same(replayed, fresh),
+        "sampled": {
+            "sampling": sampling.describe(),
+            "graph_equals_eager": same(sampled_graph, sampled_eager),
+            "same_seed_twice": same(sampled_graph, sampled_again),
+            "top_k_1_equals_greedy_graph": same(top_1, graphed),
+            "another_seed_same_tokens": same_tokens(sampled_graph, other_seed),
+            "alone_equals_in_a_batch_of_8": same(sampled_graph, in_batch),
+            "alone_vs_batch_same_tokens": same_tokens(sampled_graph, in_batch),
+            "note": "bf16: a batch of another shape may round the logits differently, and a "
+            "sampled sequence that differs once goes its own way from there",
+        },
     }
 
 
+def agreement_float32(frames: int = 32) -> dict[str, Any]:
+    """The tiny model in float32 on this GPU (TF32 off): the compiled, merged, graph-replayed
+    decoder against transformers' greedy `generate`, frames equal of `frames`. In float32 the
+    rounding is small enough that the logic, not bf16, decides: a check of the code."""
+    import torch
+
+    model, processor = build(TINY)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    engine = CsmEngine(
+        model.to("cuda"), processor, "cuda", sampling=GREEDY, compiled=True, batch_size=2
+    )
+    texts = [TEXT, "A second sentence, of another length."]
+    inputs = engine.inputs(texts, "0").to("cuda")
+    capacity = capacity_for(inputs["attention_mask"].shape[1] + frames)
+    with torch.inference_mode():
+        graphed = FastCsmDecoder(model, 2, capacity, GREEDY, True).run(inputs, frames, True)
+        generated = model.generate(
+            **inputs,
+            max_new_tokens=frames,
+            do_sample=False,
+            depth_decoder_do_sample=False,
+            return_dict_in_generate=True,
+        ).sequences
+    return {
+        "frames": frames,
+        "rows": 2,
+        "row_frames_equal_of_rows_times_frames": int((graphed == generated).all(dim=-1).sum()),
+        "note": "tiny random CSM, float32, compiled layers, CUDA graph, a batch of two",
+    }
+
+
+def profile_frame(engine: CsmEngine, frames: int = 3) -> dict[str, Any]:
+    """Kernels a frame at batch 1 (torch.profiler over `frames` eager frames of the decoder
+    the engine uses: the graph replays exactly these), kernel time, and the largest shares."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = engine.inputs([TEXT], "0").to(engine.device)
+    capacity = capacity_for(inputs["attention_mask"].shape[1] + frames + 4)
+    decoder = FastCsmDecoder(engine.model, 1, capacity, engine.sampling, engine.compiled)
+    with torch.inference_mode():
+        decoder.run(inputs, 2, use_graph=False)  # compiled parts and kernels warm
+        decoder.prefill(inputs, [1])
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+            for _ in range(frames):
+                decoder.frame()
+            torch.cuda.synchronize()
+    kernels = [event for event in profiler.events() if event.device_type.name == "CUDA"]
+    totals: dict[str, float] = {}
+    for event in kernels:
+        totals[event.name] = totals.get(event.name, 0.0) + event.device_time
+    top = sorted(totals.items(), key=lambda item: -item[1])[:12]
+    kernel_ms = sum(totals.values()) / 1000 / frames
+    return {
+        "kernels_per_frame": round(len(kernels) / frames),
+        "kernel_ms_per_frame": round(kernel_ms, 2),
+        "largest": [
+            {"kernel": name[:90], "ms_per_frame": round(value / 1000 / frames, 3)}
+            for name, value in top
+        ],
+        "note": "eager frames of the same steps the CUDA graph replays (batch 1)",
+    }
+
+
+def batch_frames(engine: CsmEngine, sizes: Sequence[int], frames: int = 32) -> list[dict[str, Any]]:
+    """ms a frame (graph replay) at each batch size: the decoder's throughput curve."""
+    import torch
+
+    results: list[dict[str, Any]] = []
+    texts = [CHAPTER_SENTENCES[row % len(CHAPTER_SENTENCES)] for row in range(max(sizes))]
+    for size in sizes:
+        inputs = engine.inputs(texts[:size], "0").to(engine.device)
+        capacity = capacity_for(inputs["attention_mask"].shape[1] + frames)
+        decoder = FastCsmDecoder(engine.model, size, capacity, engine.sampling, engine.compiled)
+        seeds = list(range(size))
+        spent: dict[int, float] = {}
+        with torch.inference_mode():
+            decoder.run(inputs, 4, use_graph=True, seeds=seeds)
+            for count in (4, frames + 4):
+                torch.cuda.synchronize()
+                started = time.perf_counter()
+                decoder.run(inputs, count, use_graph=True, seeds=seeds)
+                torch.cuda.synchronize()
+                spent[count] = time.perf_counter() - started
+        # The difference of two runs: `frames` frames, without the prefill's share.
+        ms = (spent[frames + 4] - spent[4]) / frames * 1000
+        results.append(
+            {
+                "batch": size,
+                "ms_per_frame": round(ms, 2),
+                "times_real_time": round(size * 80 / ms, 1),
+            }
+        )
+        print(json.dumps(results[-1]), flush=True)
+        del decoder
+        torch.cuda.empty_cache()
+    return results
+
+
+def bench_engine(
+    shape: str,
+    device: str,
+    decoder: str = "fast",
+    sampling: Sampling = REFERENCE,
+    compiled: bool = True,
+    batch_size: int = 0,
+) -> tuple[CsmEngine, float]:
+    """An engine on random `shape` weights (the same weights on every device), warmed up as
+    `CsmEngine.load` does; and the seconds that took (the build of the weights not counted)."""
+    import torch
+
+    model, processor = build(SHAPES[shape])
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    started = time.perf_counter()
+    engine = CsmEngine(
+        model.to(device=device, dtype=dtype),
+        processor,
+        device,
+        decoder=decoder,
+        sampling=sampling,
+        compiled=compiled,
+        batch_size=batch_size,
+    )
+    engine.warm_up()  # as CsmEngine.load does: the single-stream graph (and compile) first
+    return engine, time.perf_counter() - started
+
+
 def measure(
-    shape: str, device: str, frames: int, runs: int, decoder: str = "fast"
+    shape: str,
+    device: str,
+    frames: int,
+    runs: int,
+    decoder: str = "fast",
+    sampling: Sampling = REFERENCE,
+    compiled: bool = True,
+    batch_size: int = 0,
 ) -> tuple[dict[str, Any], CsmEngine]:
     import torch
     import transformers
 
-    model, processor = build(SHAPES[shape])
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    engine = CsmEngine(model.to(device=device, dtype=dtype), processor, device, decoder=decoder)
+    engine, load_seconds = bench_engine(shape, device, decoder, sampling, compiled, batch_size)
     cuda = device.startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
 
     def timed(count: int) -> tuple[float, int]:
         if cuda:
@@ -108,7 +291,6 @@ def measure(
             torch.cuda.synchronize()
         return time.perf_counter() - started, int(audio.samples.size)
 
-    engine.warm_up()  # as CsmEngine.load does: the single-stream graph before any request
     # The first run of this length: kernels, allocator, and the graph of its cache bucket.
     first_run, _ = timed(frames)
     if cuda:
@@ -150,7 +332,11 @@ def measure(
         "shape": shape,
         "dtype": str(dtype).removeprefix("torch."),
         "weights": "random (csm-1b-shaped); same compute as the checkpoint at a fixed length",
-        "path": f"CsmEngine.generate, decoder {engine.facts()['decoder']}, greedy, one stream",
+        "path": f"CsmEngine.generate, decoder {engine.facts()['decoder']}, "
+        f"{engine.sampling.describe()}, one stream",
+        "load_seconds": round(load_seconds, 1),
+        "load_note": "the engine made on weights already in memory, then warmed up as "
+        "CsmEngine.load does: the single-stream graph captured, the layers compiled",
         "frames": frames,
         "runs": runs,
         "seconds": [round(value, 3) for value in seconds],
@@ -310,6 +496,37 @@ def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dic
     }
 
 
+def measure_speech(engine: Engine, chapters: int) -> dict[str, Any]:
+    """The engine's share of a book alone: every sentence of `chapters` 5,000-character
+    chapters through `synthesize_all` at the engine's batch size (sentences of all chapters
+    batched together by length), no mastering or encoding. Twice: the first pass captures
+    the graphs of its batch shapes; the second is reported."""
+    import torch
+
+    sentences = [chunk.text for chunk in chunks(chapter_text())] * chapters
+    # Each chapter's sentences made distinct, as a book's are (their seeds differ).
+    sentences = [f"{text} ({index // 74 + 1})" for index, text in enumerate(sentences)]
+    passes: list[float] = []
+    audio_seconds = 0.0
+    for _ in range(2):
+        started = time.perf_counter()
+        audio = synthesize_all(engine, sentences, "0", 1.0)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        passes.append(time.perf_counter() - started)
+        audio_seconds = sum(item.samples.size / item.rate for item in audio)
+    return {
+        "chapters": chapters,
+        "sentences": len(sentences),
+        "batch_size": getattr(engine, "batch_size", 1),
+        "seconds": round(passes[-1], 2),
+        "first_pass_seconds": round(passes[0], 2),
+        "audio_seconds": round(audio_seconds, 1),
+        "times_real_time": round(audio_seconds / passes[-1], 1),
+        "path": "synthesize_all over the whole book's sentences (the engine's part alone)",
+    }
+
+
 def write_result(result: dict[str, Any], path: Path) -> int:
     """The figures as JSON at `path` and on standard output; the exit status."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,6 +534,31 @@ def write_result(result: dict[str, Any], path: Path) -> int:
     print(json.dumps(result, indent=2))
     print(f"written: {path}")
     return 0
+
+
+def parse_sampling(value: str) -> Sampling:
+    """`reference` (top-k 50, temperature 0.9), `greedy`, or `K,T`."""
+    if value == "reference":
+        return REFERENCE
+    if value == "greedy":
+        return GREEDY
+    try:
+        top_k, temperature = value.split(",")
+        return Sampling(int(top_k), float(temperature))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--sampling {value!r}: use reference, greedy or K,T (e.g. 50,0.9): {error}"
+        ) from None
+
+
+def bench_devices(value: str, available: int) -> list[str]:
+    """`--devices`: a count (the first N GPUs) or a list (cuda:0,cuda:1)."""
+    if value.isdigit():
+        count = int(value)
+        if not 1 <= count <= available:
+            raise ValueError(f"--devices {count}: this host has {available} GPU(s)")
+        return [f"cuda:{index}" for index in range(count)]
+    return parse_devices(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -340,6 +582,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--decoder", choices=("fast", "generate"), default="fast", help="the csm decoder"
     )
     parser.add_argument(
+        "--sampling",
+        type=parse_sampling,
+        default=REFERENCE,
+        help="csm decoding: reference (top-k 50, temperature 0.9: the makers'), greedy, or K,T",
+    )
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="csm: run the layers' parts eagerly in the graph (no torch.compile)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=0, help="csm batch size a GPU for books (0: the engine's)"
+    )
+    parser.add_argument(
+        "--devices",
+        default="",
+        help="csm: also make the book on these GPUs, one engine each (a count N: the first N; "
+        "or cuda:0,cuda:1), beside the book on one",
+    )
+    parser.add_argument(
+        "--devices-only",
+        action="store_true",
+        help="with --devices and --book: skip the book on one GPU (measured in another run)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="csm: kernels a frame at batch 1 (torch.profiler)"
+    )
+    parser.add_argument(
+        "--frame-batches",
+        default="",
+        help="csm: comma-separated batch sizes for ms a frame (graph replay; empty: skip)",
+    )
+    parser.add_argument(
         "--book",
         type=int,
         default=0,
@@ -355,14 +630,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.runs < 1:
         parser.error("--frames and --runs must be at least 1")
-    try:
-        batches = [int(part) for part in args.chapter_batches.split(",") if part.strip()]
-    except ValueError:
-        parser.error(f"--chapter-batches {args.chapter_batches!r}: whole numbers, commas between")
-    if any(size < 1 for size in batches):
-        parser.error("--chapter-batches: every size must be at least 1")
+    sizes: dict[str, list[int]] = {}
+    for flag, value in (
+        ("--chapter-batches", args.chapter_batches),
+        ("--frame-batches", args.frame_batches),
+    ):
+        try:
+            sizes[flag] = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            parser.error(f"{flag} {value!r}: whole numbers, commas between")
+        if any(size < 1 for size in sizes[flag]):
+            parser.error(f"{flag}: every size must be at least 1")
+    batches = sizes["--chapter-batches"]
     if args.book < 0:
         parser.error("--book must be 0 (none) or more chapters")
+    if args.batch < 0:
+        parser.error("--batch must be 0 (the engine's) or more")
     if args.engine == "piper":
         name = f"{device_slug(platform.machine())}-{os.cpu_count()}cpu-piper.json"
         piper = measure_piper(args.runs)
@@ -375,22 +658,88 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    result, engine = measure(args.shape, device, args.frames, args.runs, args.decoder)
+    try:
+        devices = bench_devices(args.devices, torch.cuda.device_count()) if args.devices else []
+    except (ValueError, EngineError) as error:
+        parser.error(str(error))
+    compiled = not args.no_compile
+    result, engine = measure(
+        args.shape,
+        device,
+        args.frames,
+        args.runs,
+        args.decoder,
+        args.sampling,
+        compiled,
+        args.batch,
+    )
+    print(json.dumps({key: result[key] for key in ("times_real_time", "load_seconds")}))
+    print(json.dumps(result["time_to_first_audio"]), flush=True)
+    if engine.device.startswith("cuda") and args.decoder == "fast":
+        result["agreement_float32"] = agreement_float32()
+        print(json.dumps(result["agreement_float32"]), flush=True)
+    if args.profile and engine.device.startswith("cuda"):
+        result["profile"] = profile_frame(engine)
+        print(json.dumps(result["profile"]), flush=True)
+    if sizes["--frame-batches"] and engine.device.startswith("cuda"):
+        result["frame_batches"] = batch_frames(engine, sizes["--frame-batches"])
     if batches:
         chapter = measure_chapter(engine, batches)
         best = max(chapter, key=lambda item: item["times_real_time"])
         result["chapter"] = {
-            "path": "render_chapter's batches (synthesize_all), greedy, to each length bound",
+            "path": "render_chapter's batches (synthesize_all), sampled, to each length bound",
             "runs": chapter,
             "best_batch_size": best["batch_size"],
             "best_times_real_time": best["times_real_time"],
         }
-    name = f"{device_slug(result['device'])}-{args.shape}-{args.decoder}.json"
-    if args.book:
+        engine.batch_size = args.batch or best["batch_size"]
+    suffix = "" if args.sampling == REFERENCE else f"-{device_slug(args.sampling.describe())}"
+    name = f"{device_slug(result['device'])}-{args.shape}-{args.decoder}{suffix}.json"
+    one = not (args.devices_only and len(devices) > 1)
+    if args.book and one:
+        result["book_speech"] = measure_speech(engine, args.book)
+        print(json.dumps(result["book_speech"]), flush=True)
         with tempfile.TemporaryDirectory() as scratch:
             result["book"] = measure_book(engine, "0", args.book, Path(scratch))
+            result["book"]["devices"] = 1
+            result["book"]["batch_size"] = engine.batch_size
         print(json.dumps(result["book"]), flush=True)
+    if args.book:
         name = name.replace(".json", "-book.json")
+        if len(devices) > 1:
+            others = [
+                bench_engine(
+                    args.shape,
+                    other,
+                    args.decoder,
+                    args.sampling,
+                    compiled,
+                    engine.batch_size,
+                )[0]
+                for other in devices
+                if torch.device(other) != torch.device(engine.device)
+                and not (other == "cuda:0" and engine.device == "cuda")
+            ]
+            spread = MultiCsmEngine([engine, *others])
+            speech = measure_speech(spread, args.book)
+            speech["devices"] = len(spread.engines)
+            if one:
+                speech["times_one_device"] = round(
+                    speech["times_real_time"] / result["book_speech"]["times_real_time"], 2
+                )
+            result["book_speech_devices"] = speech
+            print(json.dumps(speech), flush=True)
+            with tempfile.TemporaryDirectory() as scratch:
+                many = measure_book(spread, "0", args.book, Path(scratch))
+            many["devices"] = len(spread.engines)
+            many["batch_size"] = spread.batch_size
+            if one:
+                many["times_one_device"] = round(
+                    many["times_real_time"] / result["book"]["times_real_time"], 2
+                )
+            result["book_devices"] = many
+            print(json.dumps(many), flush=True)
+            name = name.replace(".json", f"-{len(spread.engines)}gpu.json")
     return write_result(result, args.out / name)
 
 

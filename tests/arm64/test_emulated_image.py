@@ -14,11 +14,11 @@ import pytest
 import soundfile
 from python_on_whales import DockerClient
 
-from imagebuild.build import build
-from imagebuild.config import Settings
-from imagebuild.plan import BuildRequest
-from imagebuild.registry import Reference, RegistryClient
-from tests.smoke.conftest import built, post_json, running_service
+from imagebuild.build.flow import build
+from imagebuild.plan.config import Settings
+from imagebuild.plan.request import BuildRequest
+from imagebuild.platform.registry import Reference, RegistryClient
+from tests.containers import built, post_json, running_service
 
 pytestmark = pytest.mark.docker
 PLATFORM = "linux/arm64"

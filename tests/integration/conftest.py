@@ -8,18 +8,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild import localplatform, registryauth
-from imagebuild import sandbox as sandbox_module
-from imagebuild.build import build, copy_tree
-from imagebuild.config import Settings, StatePaths
-from imagebuild.engine import Engine
-from imagebuild.plan import BuildRequest
-from imagebuild.processes import stop_pid
-from imagebuild.report import BuildReport
+from imagebuild.build.flow import build
+from imagebuild.build.scratch_copy import copy_tree
+from imagebuild.engine.docker import DockerEngine
+from imagebuild.engine.report import BuildReport
+from imagebuild.plan.config import Settings, StatePaths
+from imagebuild.plan.request import BuildRequest
+from imagebuild.platform import local as local_platform
+from imagebuild.platform import registry_auth
+from imagebuild.platform import sandbox as sandbox_module
+from imagebuild.platform.processes import stop_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "audiobook-tts-it"
@@ -33,7 +36,7 @@ def copy_repository(destination: Path) -> Path:
 def _remove_test_images(settings: Settings) -> Iterator[None]:
     """Every image the tests tagged in the main engine goes at the end: CI disks are small."""
     yield
-    if not Engine(settings.docker_client).answers():
+    if not DockerEngine(settings.docker_client).answers():
         return
     docker_client = DockerClient(client_call=[settings.docker_client])
     tagged = [
@@ -60,7 +63,7 @@ def build_in(settings: Settings, docker_client: DockerClient) -> Iterator[BuildR
     """Build a scratch repository with the project's settings, under a test image name."""
     tags: list[str] = []
 
-    def run(root: Path, **request: object) -> BuildReport:
+    def run(root: Path, **request: Any) -> BuildReport:
         scratch_settings = replace(
             settings,
             root=root,
@@ -134,8 +137,8 @@ def auth_registry(
     os.environ["DOCKER_CONFIG"] = str(docker_config)
     auth_settings = replace(settings, registry="127.0.0.1:5444", registry_auth=True)
     try:
-        localplatform.ensure_registry(auth_settings, StatePaths(settings.state_dir), print)
-        password = registryauth.read_password(auth_settings.registry_paths)
+        local_platform.ensure_registry(auth_settings, StatePaths(settings.state_dir), print)
+        password = registry_auth.read_password(auth_settings.registry_paths)
         yield AuthRegistry(auth_settings, password, docker_config)
     finally:
         # The tests' own registry: its blobs (gigabytes of pushed images) go with the session.

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.baseimage import BaseRecipe, base_image_current, make_base_image
-from imagebuild.config import Settings
-from imagebuild.engine import BuildFailed
+from imagebuild.engine.run import BuildFailed
+from imagebuild.plan.config import Settings
+from imagebuild.platform.base_image import BaseRecipe, base_image_current, make_base_image
 
 from .conftest import BuildRunner
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.bench import run_bench
-from imagebuild.benchresults import SCENARIOS, parse_scenarios
-from imagebuild.config import Settings
+from imagebuild.bench.results import SCENARIOS, parse_scenarios
+from imagebuild.bench.runner import run_bench
 from imagebuild.errors import UsageError
+from imagebuild.plan.config import Settings
 
 pytestmark = pytest.mark.docker
 FIXTURE = Path(__file__).parent / "fixtures" / "bench"

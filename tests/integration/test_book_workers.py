@@ -248,7 +248,7 @@ def test_two_replicas_and_two_workers_make_each_job_once(cluster: Cluster) -> No
     ]
     assert listed[0] == listed[1] == sorted(jobs)  # type: ignore[type-var]
     logs = cluster.worker_logs()
-    assert sorted(made_lines(logs)) == sorted((j, str(n)) for j in jobs for n in (1, 2))  # type: ignore[misc]
+    assert sorted(made_lines(logs)) == sorted((j, str(n)) for j in jobs for n in (1, 2))
     for job_id in jobs:
         assert finished_lines(cluster, job_id) == 1
     # The chapters were shared: both workers made some.

@@ -56,7 +56,7 @@ def test_a_file_the_image_does_not_need_changes_no_step(
     scratch_repo: Path, build_in: BuildRunner
 ) -> None:
     build_in(scratch_repo)
-    (scratch_repo / "tests/unit/test_plan.py").write_text("# edited\n")
+    (scratch_repo / "tests/unit/imagebuild/plan/test_plan.py").write_text("# edited\n")
     (scratch_repo / "README.md").write_text("edited\n")
     (scratch_repo / "build-logs" / "noise.log").write_text("noise\n")
     report = build_in(scratch_repo)

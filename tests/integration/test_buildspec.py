@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.codebuild import codebuild_environment, run_buildspec_file
-from imagebuild.registry import RegistryClient
+from imagebuild.ci.buildspec import codebuild_environment, run_buildspec_file
+from imagebuild.platform.registry import RegistryClient
 
 from .conftest import TEST_IMAGE, AuthRegistry, Sandbox
 

@@ -7,16 +7,17 @@ makes your own next build cold."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.config import Settings
-from imagebuild.plan import BuildRequest
-from imagebuild.report import BuildReport
+from imagebuild.build.flow import build
+from imagebuild.engine.report import BuildReport
+from imagebuild.plan.config import Settings
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import TEST_IMAGE, Sandbox
 
@@ -44,8 +45,11 @@ def scratch_settings(sandbox: Sandbox, scratch_repo: Path, tmp_path: Path) -> Se
     )
 
 
+Forget = Callable[..., None]
+
+
 @pytest.fixture
-def forget(sandbox: Sandbox) -> Iterator[callable]:  # type: ignore[valid-type]
+def forget(sandbox: Sandbox) -> Iterator[Forget]:
     docker_client = sandbox.docker
     made: list[str] = []
 
@@ -63,14 +67,13 @@ def forget(sandbox: Sandbox) -> Iterator[callable]:  # type: ignore[valid-type]
         docker_client.image.remove(leftovers, force=True)
 
 
-def run(settings: Settings, **request: object) -> BuildReport:
+def run(settings: Settings, **request: Any) -> BuildReport:
     request.setdefault("progress", "quiet")
     return build(settings, BuildRequest(**request), print, start_platform=False)
 
 
 def test_after_a_prune_nothing_is_cached_without_a_cache_source(
-    scratch_settings: Settings,
-    forget: callable,  # type: ignore[valid-type]
+    scratch_settings: Settings, forget: Forget
 ) -> None:
     """The control: the prune really empties the builder, so the tests below can fail."""
     tag = f"{scratch_settings.image}:control"
@@ -80,41 +83,30 @@ def test_after_a_prune_nothing_is_cached_without_a_cache_source(
     assert report.steps_cached == 0, report.cached_step_names()
 
 
-def test_inline_cache_in_the_pushed_image(
-    scratch_settings: Settings,
-    forget: callable,  # type: ignore[valid-type]
+@pytest.mark.parametrize("mode", ["inline", "local", "registry"])
+def test_the_cache_mode_alone_brings_the_heavy_steps_back(
+    mode: str, scratch_settings: Settings, forget: Forget
 ) -> None:
-    tag = f"{scratch_settings.registry}/{scratch_settings.image}:inline"
-    first = run(scratch_settings, cache_mode="inline", push=True, load=True, tags=(tag,))
+    """Build, forget every local trace, rebuild: the heavy steps come from the mode's cache.
+    Inline cache travels in the pushed image (read back with --cache-from); local cache in a
+    directory swapped, not grown; registry cache with mode=max (the builder stage too)."""
+    inline = mode == "inline"
+    tag = f"{scratch_settings.image}:{mode}"
+    if inline:
+        tag = f"{scratch_settings.registry}/{tag}"
+    first = run(scratch_settings, cache_mode=mode, tags=(tag,), push=inline, load=True)
     assert first.succeeded
-    forget(tag)
-    rebuilt = run(scratch_settings, cache_mode="inline", cache_from=(tag,), tags=(tag,))
-    assert heavy_steps_cached(rebuilt) == {prefix: True for prefix in HEAVY}, rebuilt.steps
-
-
-def test_local_directory_cache_is_swapped_not_grown(
-    scratch_settings: Settings,
-    forget: callable,  # type: ignore[valid-type]
-) -> None:
-    tag = f"{scratch_settings.image}:local"
-    run(scratch_settings, cache_mode="local", tags=(tag,))
     cache_root = scratch_settings.local_cache_dir
-    assert [p.name for p in cache_root.iterdir()] == ["current"]
+    if mode == "local":
+        assert [p.name for p in cache_root.iterdir()] == ["current"]
     forget(tag)
-    rebuilt = run(scratch_settings, cache_mode="local", tags=(tag,))
+    rebuilt = run(
+        scratch_settings, cache_mode=mode, tags=(tag,), cache_from=(tag,) if inline else ()
+    )
     assert heavy_steps_cached(rebuilt) == {prefix: True for prefix in HEAVY}, rebuilt.steps
-    # The export went to a fresh directory that replaced the old one: still one cache.
-    assert [p.name for p in cache_root.iterdir()] == ["current"]
-
-
-def test_registry_cache_with_mode_max(
-    scratch_settings: Settings,
-    forget: callable,  # type: ignore[valid-type]
-) -> None:
-    tag = f"{scratch_settings.image}:registry"
-    run(scratch_settings, cache_mode="registry", tags=(tag,))
-    forget(tag)
-    rebuilt = run(scratch_settings, cache_mode="registry", tags=(tag,))
-    assert heavy_steps_cached(rebuilt) == {prefix: True for prefix in HEAVY}, rebuilt.steps
-    # mode=max: the builder stage (not part of the final image) came from the cache too.
-    assert all(step.cached for step in rebuilt.steps if step.stage == "builder"), rebuilt.steps
+    if mode == "local":
+        # The export went to a fresh directory that replaced the old one: still one cache.
+        assert [p.name for p in cache_root.iterdir()] == ["current"]
+    if mode == "registry":
+        # mode=max: the builder stage (not part of the final image) came from the cache too.
+        assert all(step.cached for step in rebuilt.steps if step.stage == "builder"), rebuilt.steps

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.engine import Engine
-from imagebuild.plan import BuildRequest
-from imagebuild.registry import Reference, RegistryClient
+from imagebuild.build.flow import build
+from imagebuild.engine.docker import DockerEngine
+from imagebuild.plan.request import BuildRequest
+from imagebuild.platform.registry import Reference, RegistryClient
 
 from .conftest import TEST_IMAGE, AuthRegistry, Sandbox
 
@@ -25,7 +25,7 @@ HEAVY = ("[torch 2/2] RUN", "[dependencies 3/3] RUN")
 def test_registry_cache_on_the_classic_store_builds_and_a_fresh_runner_reuses_it(
     classic_sandbox: Sandbox, auth_registry: AuthRegistry, scratch_repo: Path, tmp_path: Path
 ) -> None:
-    assert not Engine.of(classic_sandbox.settings).facts().containerd_store
+    assert not DockerEngine.of(classic_sandbox.settings).facts().containerd_store
     image = f"{TEST_IMAGE}-classic-{uuid.uuid4().hex[:8]}"
     settings = replace(
         auth_registry.settings,

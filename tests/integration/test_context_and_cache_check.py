@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.cachecheck import cache_check
-from imagebuild.config import Settings
-from imagebuild.context import ContextManifest
+from imagebuild.build.cache_check import cache_check
 from imagebuild.errors import ImageBuildError
-from imagebuild.plan import BuildRequest
+from imagebuild.plan.config import Settings
+from imagebuild.plan.context import ContextManifest
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import Sandbox
 
@@ -74,4 +74,4 @@ def test_cache_check_fails_when_the_builder_forgot(sandbox: Sandbox, scratch_rep
     lines: list[str] = []
     with pytest.raises(ImageBuildError, match="missed the cache although nothing"):
         cache_check(local, request, lines.append, start_platform=False)
-    assert "not in the builder's cache" in "\n".join(lines)
+    assert "not in the builder's cache" in "\n".join(lines), lines

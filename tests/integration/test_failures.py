@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.config import Settings
-from imagebuild.engine import BuildFailed
+from imagebuild.build.flow import build
+from imagebuild.engine.run import BuildFailed
 from imagebuild.errors import ImageBuildError
-from imagebuild.plan import BuildRequest
+from imagebuild.plan.config import Settings
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import BuildRunner
 

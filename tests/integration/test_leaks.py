@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import HostPackageSettings, Settings
-from imagebuild.imagefiles import find_leaks
+from imagebuild.build.saved_image import find_leaks
+from imagebuild.plan.config import HostPackageSettings, Settings
 
 pytestmark = pytest.mark.docker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from imagebuild.locks import check_locks
+from imagebuild.locks.compile import check_locks
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.config import Settings
+from imagebuild.build.flow import build
 from imagebuild.errors import ImageBuildError
-from imagebuild.plan import BuildRequest
-from imagebuild.registry import Reference, RegistryClient
+from imagebuild.plan.config import Settings
+from imagebuild.plan.request import BuildRequest
+from imagebuild.platform.registry import Reference, RegistryClient
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import Settings
-from imagebuild.engine import BuildFailed
-from tests.smoke.conftest import pip_check
+from imagebuild.engine.run import BuildFailed
+from imagebuild.plan.config import Settings
+from tests.containers import pip_check
 
 from .conftest import BuildRunner, steps
 
@@ -38,7 +38,7 @@ def derived_base(
 
 
 def layers(docker_client: DockerClient, tag: str) -> list[str]:
-    return list(docker_client.image.inspect(tag).root_fs.layers)
+    return list(docker_client.image.inspect(tag).root_fs.layers or [])
 
 
 def speaks(docker_client: DockerClient, tag: str) -> dict[str, object]:

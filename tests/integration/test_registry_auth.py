@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient, DockerException
 
-from imagebuild.build import build
-from imagebuild.imagefiles import SavedImage
-from imagebuild.plan import BuildRequest
-from imagebuild.registry import Reference, RegistryClient
+from imagebuild.build.flow import build
+from imagebuild.build.saved_image import SavedImage
+from imagebuild.plan.request import BuildRequest
+from imagebuild.platform.registry import Reference, RegistryClient
 
 from .conftest import ROOT, TEST_IMAGE, AuthRegistry
 
@@ -26,20 +26,28 @@ pytestmark = pytest.mark.docker
 
 
 def inv(
-    arguments: list[str], registry: AuthRegistry, **kwargs: object
+    arguments: list[str],
+    registry: AuthRegistry,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`inv` as a person runs it, aimed at the authenticated registry."""
-    env = {
+    environment = {
         **os.environ,
         "INVOKE_IMAGEBUILD_REGISTRY": registry.settings.registry,
         "INVOKE_IMAGEBUILD_REGISTRY_AUTH": "true",
     }
-    env.pop("REGISTRY_PASSWORD", None)
-    env.update(kwargs.pop("env", {}))  # type: ignore[arg-type]
+    environment.pop("REGISTRY_PASSWORD", None)
+    environment.update(env or {})
     inv_binary = Path(sys.executable).with_name("inv")
     return subprocess.run(
-        [str(inv_binary), *arguments], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
-    )  # type: ignore[call-overload]
+        [str(inv_binary), *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        input=input,
+    )
 
 
 def test_the_registry_wants_a_login_over_tls_that_only_the_engine_trusts(

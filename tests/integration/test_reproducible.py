@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import build
-from imagebuild.plan import BuildRequest
+from imagebuild.build.flow import build
+from imagebuild.plan.request import BuildRequest
 
 from .conftest import Sandbox
 

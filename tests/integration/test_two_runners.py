@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild import sandbox as sandbox_module
-from imagebuild.build import build
-from imagebuild.config import Settings
-from imagebuild.plan import BuildRequest
+from imagebuild.build.flow import build
+from imagebuild.plan.config import Settings
+from imagebuild.plan.request import BuildRequest
+from imagebuild.platform import sandbox as sandbox_module
 
 from .conftest import TEST_IMAGE, AuthRegistry
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import HostPackageSettings
-from imagebuild.imagefiles import find_leaks
-
-from .conftest import Service, pip_check, post_json
+from imagebuild.build.saved_image import find_leaks
+from imagebuild.plan.config import HostPackageSettings
+from tests.containers import Service, pip_check, post_json
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,16 +61,18 @@ def test_readyz_lists_the_espeak_engine(service: Service) -> None:
 
 
 def test_service_process_is_not_root(docker_client: DockerClient, service: Service) -> None:
-    uid = docker_client.container.execute(service.container, ["id", "-u"]).strip()
+    uid = str(docker_client.container.execute(service.container, ["id", "-u"])).strip()
     assert uid != "0"
     # PID 1 is the service itself, running as that user.
-    status = docker_client.container.execute(service.container, ["cat", "/proc/1/status"])
+    status = str(docker_client.container.execute(service.container, ["cat", "/proc/1/status"]))
     assert re.search(r"^Uid:\s+10001\b", status, re.MULTILINE), status
 
 
 def test_torch_imports_at_the_locked_version(docker_client: DockerClient, service: Service) -> None:
-    version = docker_client.container.execute(
-        service.container, ["python", "-c", "import torch; print(torch.__version__)"]
+    version = str(
+        docker_client.container.execute(
+            service.container, ["python", "-c", "import torch; print(torch.__version__)"]
+        )
     ).strip()
     assert version == locked_torch_version()
 
@@ -86,7 +87,7 @@ def test_torch_computes_without_the_files_the_build_trims(
         " print(sorted(p.name for p in (root / 'bin').iterdir()));"
         " print([n for n in ('include', 'test', 'share') if (root / n).exists()])"
     )
-    lines = docker_client.container.execute(service.container, ["python", "-c", script])
+    lines = str(docker_client.container.execute(service.container, ["python", "-c", script]))
     product, binaries, development = lines.strip().splitlines()
     assert float(product) == 83.0
     assert binaries == "['torch_shm_manager']"
@@ -121,7 +122,7 @@ def test_health_check_turns_healthy(docker_client: DockerClient, service: Servic
     deadline = time.monotonic() + 45
     health = None
     while time.monotonic() < deadline:
-        service.container.reload()
+        service.container.reload()  # type: ignore[no-untyped-call]  # python-on-whales
         health = service.container.state.health
         if health is not None and health.status == "healthy":
             return
@@ -145,8 +146,10 @@ def test_the_espeak_image_holds_no_neural_engine_libraries(
 ) -> None:
     labels = docker_client.image.inspect(image).config.labels or {}
     assert labels.get("io.audiobook-tts.engines") == "espeak"
-    found = docker_client.container.execute(
-        service.container,
-        ["python", "-c", "import importlib.util as u; print(u.find_spec('transformers'))"],
+    found = str(
+        docker_client.container.execute(
+            service.container,
+            ["python", "-c", "import importlib.util as u; print(u.find_spec('transformers'))"],
+        )
     ).strip()
     assert found == "None"

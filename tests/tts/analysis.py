@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pyloudnorm
 import soundfile
+
+# The response formats the OpenAI SDK's speech call takes (its own Literal).
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class Decoded:
 
     @property
     def seconds(self) -> float:
-        return self.samples.shape[0] / self.rate
+        return float(self.samples.shape[0] / self.rate)
 
 
 def decode(body: bytes, response_format: str, pcm_rate: int = 24000) -> Decoded:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from python_on_whales import DockerClient
 
-from imagebuild.config import Settings
-from tests.smoke.conftest import built, image, service  # noqa: F401 - fixtures shared with smoke
+from imagebuild.plan.config import Settings
+from tests.containers import built
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "build-logs" / "tts"

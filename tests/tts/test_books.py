@@ -21,7 +21,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests import bookfiles
-from tests.smoke.conftest import Service, running_service, wait_for_health
+from tests.containers import Service, running_service, wait_for_health
 
 from .analysis import decode, mp3_frame_bitrates, noise_floor_db, peak_dbfs, quiet_edges, rms_db
 from .test_csm import make_tiny_model, readable
@@ -250,14 +250,17 @@ def test_the_command_line_stops_on_ctrl_c_and_goes_on_when_run_again(
     (books / "tales.epub").write_bytes(bookfiles.epub(chapters=LONG_CHAPTERS))
     out = writable(tmp_path / "out")
     readable(books)
-    options = {"volumes": [(books, "/books", "ro"), (out, "/out")]}
+    volumes: list[tuple[Path, str] | tuple[Path, str, str]] = [
+        (books, "/books", "ro"),
+        (out, "/out"),
+    ]
     command = ["book", "/books/tales.epub", "-o", "/out", "--engine", "espeak"]
     container = docker_client.run(
         espeak_image,
         command,
         detach=True,
         name=f"audiobook-tts-book-{uuid.uuid4().hex[:8]}",
-        **options,  # type: ignore[arg-type]
+        volumes=volumes,
     )
     try:
         deadline = time.monotonic() + 300
@@ -273,7 +276,7 @@ def test_the_command_line_stops_on_ctrl_c_and_goes_on_when_run_again(
     # for a finishing thread are let go.
     assert 1 <= len(made) < 3 and not (out / "book.m4b").exists(), made
     # Run again: it goes on (a failure would raise here, with the command's output).
-    docker_client.run(espeak_image, command, remove=True, **options)  # type: ignore[arg-type]
+    docker_client.run(espeak_image, command, remove=True, volumes=volumes)
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in made.items())
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
         "book.json",

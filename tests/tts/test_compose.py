@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imagebuild.config import Settings
+from imagebuild.plan.config import Settings
 from tests import bookfiles
-from tests.smoke.conftest import free_port
+from tests.containers import free_port
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,9 @@ import soundfile
 from openai import OpenAI
 from python_on_whales import Container, DockerClient
 
-from tests.smoke.conftest import free_port, post_json, wait_for_health
+from tests.containers import free_port, post_json, wait_for_health
+
+from .analysis import SpeechFormat
 
 pytestmark = pytest.mark.docker
 FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
@@ -235,7 +237,9 @@ def test_a_broken_model_directory_stops_the_container_in_one_line(
 
 
 @pytest.mark.parametrize("response_format", FORMATS)
-def test_the_openai_sdk_gets_csm_and_espeak_audio(csm_service: str, response_format: str) -> None:
+def test_the_openai_sdk_gets_csm_and_espeak_audio(
+    csm_service: str, response_format: SpeechFormat
+) -> None:
     client = OpenAI(base_url=f"{csm_service}/v1", api_key="not-needed", timeout=120)
     spoken = client.audio.speech.create(
         model="csm", voice="alloy", input="Chapter one.", response_format=response_format

@@ -18,7 +18,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests import bookfiles
-from tests.smoke.conftest import Service, running_service
+from tests.containers import Service, running_service
 from tests.tts.test_books import writable
 
 pytestmark = pytest.mark.docker

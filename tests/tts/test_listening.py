@@ -26,8 +26,8 @@ from audiobook_tts.books.making import plan_chapters
 from audiobook_tts.books.reading import read_book
 from audiobook_tts.chapter import chunks
 from tests import bookfiles
+from tests.containers import Service, post_json, running_service
 from tests.prose import ALICE
-from tests.smoke.conftest import Service, post_json, running_service
 
 from .conftest import Findings
 from .test_books import writable

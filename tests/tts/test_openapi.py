@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.smoke.conftest import Service
+from tests.containers import Service
 
 pytestmark = pytest.mark.docker
 REPORT = Path(__file__).resolve().parents[2] / "build-logs" / "tts" / "schemathesis.txt"

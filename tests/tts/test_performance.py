@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from python_on_whales import DockerClient
 
-from tests.smoke.conftest import Service
+from tests.containers import Service
 
 from .analysis import decode
 from .conftest import Findings
@@ -27,7 +27,7 @@ def timed_post(
 ) -> tuple[float, float, bytes]:
     """(seconds to the first byte of the body, seconds in all, body)."""
     address = urlparse(service.url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=600)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=600)
     body = json.dumps(payload).encode()
     started = time.monotonic()
     connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
@@ -59,7 +59,7 @@ def espeak_directly(docker: DockerClient, service: Service, text: str) -> tuple[
             "import wave; w=wave.open('/tmp/perf.wav'); print(w.getnframes()/w.getframerate())",
         ],
     )
-    return max(seconds, 0.001), float(frames)
+    return max(seconds, 0.001), float(str(frames))
 
 
 @pytest.mark.parametrize("case", ["short sentence", "10k-character chapter"])
@@ -96,7 +96,7 @@ def test_streamed_speech_is_chunked_and_its_first_audio_comes_early(
     text = (SENTENCE * 60)[:4000]
     payload = {"input": text, "response_format": "wav", "stream": True}
     address = urlparse(service.url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=600)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=600)
     started = time.monotonic()
     connection.request(
         "POST",

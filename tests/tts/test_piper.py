@@ -14,9 +14,9 @@ import pytest
 from openai import OpenAI
 from python_on_whales import DockerClient
 
-from tests.smoke.conftest import post_json, running_service
+from tests.containers import post_json, running_service
 
-from .analysis import decode, noise_floor_db, peak_dbfs, rms_db
+from .analysis import SpeechFormat, decode, noise_floor_db, peak_dbfs, rms_db
 from .conftest import Findings
 
 pytestmark = [pytest.mark.docker, pytest.mark.tts]
@@ -44,7 +44,7 @@ def test_the_image_loads_espeak_and_piper_by_default(piper_service: str) -> None
 
 @pytest.mark.parametrize("response_format", ["wav", "mp3", "flac", "pcm"])
 def test_the_openai_sdk_gets_piper_audio_at_the_voices_rate(
-    piper_service: str, response_format: str
+    piper_service: str, response_format: SpeechFormat
 ) -> None:
     client = OpenAI(base_url=f"{piper_service}/v1", api_key="not-needed", timeout=120)
     spoken = client.audio.speech.create(

@@ -9,11 +9,12 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
 
-from tests.smoke.conftest import Service, free_port, post_json, wait_for_health
+from tests.containers import Service, free_port, post_json, wait_for_health
 
 from .analysis import (
     clipped_fraction,
@@ -163,7 +164,7 @@ def _report_header(service: Service, paragraphs: list[str]) -> str:
         return str(response.headers["X-Audiobook-Report"])
 
 
-BAD_REQUESTS = {
+BAD_REQUESTS: dict[str, tuple[dict[str, object], int, str]] = {
     "empty input": ({"input": ""}, 400, "input"),
     "whitespace input": ({"input": "  \n\t "}, 400, "input"),
     "input over the limit": ({"input": "word " * 1000}, 400, "input"),
@@ -177,7 +178,7 @@ BAD_REQUESTS = {
 
 def healthy(service: Service) -> bool:
     with urllib.request.urlopen(f"{service.url}/healthz", timeout=5) as response:
-        return response.status == 200
+        return bool(response.status == 200)
 
 
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
@@ -280,7 +281,7 @@ def test_docker_stop_drains_the_request_in_flight_and_exits_cleanly(
         docker_client.container.stop(container, time=10)
         stop_seconds = time.monotonic() - started
         worker.join(timeout=30)
-        container.reload()
+        container.reload()  # type: ignore[no-untyped-call]  # python-on-whales
         assert outcome.get("status") == 200, outcome
         assert container.state.exit_code in (0, 143), container.state.exit_code
         assert stop_seconds < 10, stop_seconds
@@ -289,8 +290,8 @@ def test_docker_stop_drains_the_request_in_flight_and_exits_cleanly(
 
 
 def test_chapter_command_line_in_the_image(
-    docker_client: DockerClient, image: str, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    docker_client: DockerClient, image: str, tmp_path: Path
+) -> None:
     book = tmp_path / "book"
     book.mkdir()
     (book / "ch01.txt").write_text(TEXTS["long"][0] + "\n\n" + TEXTS["numeric"][0] + "\n")

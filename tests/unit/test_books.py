@@ -10,6 +10,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -211,8 +212,9 @@ def test_a_book_becomes_acx_chapters_an_m4b_and_book_json(epub_path: Path, tmp_p
             stream.disposition & av.stream.Disposition.attached_pic for stream in m4b.streams.video
         )
         # The markers fall where each chapter's audio ends.
-        durations = [c["duration_seconds"] for c in description["chapters"]]  # type: ignore[index]
-        ends = [float(c["end"] * c["time_base"]) for c in chapters]
+        described = cast(list[dict[str, float]], description["chapters"])
+        durations = [c["duration_seconds"] for c in described]
+        ends = [float(c["end"] * (c["time_base"] or 0)) for c in chapters]
         assert ends == pytest.approx(np.cumsum(durations).tolist(), abs=0.002)
 
 
@@ -416,8 +418,8 @@ def test_a_job_stopped_with_the_service_is_finished_by_the_next(tmp_path: Path) 
         assert not any("Zoë walked" in said for said in restarted.said)  # chapter 1 not remade
         files = {
             name: client.get(f"/v1/audiobook/jobs/{job_id}/files/{name}").content
-            for name in done["files"]
-        }  # type: ignore[attr-defined]
+            for name in cast(list[str], done["files"])
+        }
     with service(tmp_path / "whole", CountingTone()) as client:
         whole = wait(client, submit(client, bookfiles.epub())["id"])
         assert files == {

@@ -1,5 +1,5 @@
 """The csm engine on a tiny random CSM made in-process (real transformers code on the CPU,
-seconds a request; `nox -s tests` installs torch and the csm lock): what it returns, that greedy decoding repeats itself, reference clips,
+seconds a request; `nox -s tests` installs torch and the csm lock): what it returns, that a sentence's (seeded) decoding repeats itself, reference clips,
 length bounds, model routing, readiness, and a broken model directory's one-line error."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from audiobook_tts.engines.csm import (
 )
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import save
+from audiobook_tts.engines.csmsampling import GREEDY
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +64,7 @@ def test_audio_is_24khz_float32_finite_clipped_and_grows_with_the_text(engine: C
     assert frame_bound("x" * 80) > frame_bound("x" * 8) > 10
 
 
-def test_greedy_decoding_gives_the_same_samples_twice(engine: CsmEngine) -> None:
+def test_a_sentence_gives_the_same_samples_twice(engine: CsmEngine) -> None:
     first = engine.synthesize("The same words, twice.", "alloy", 1.0)
     second = engine.synthesize("The same words, twice.", "alloy", 1.0)
     assert np.array_equal(first.samples, second.samples)
@@ -167,11 +168,12 @@ def test_a_streamed_sentence_comes_in_chunks_that_join_into_its_whole_audio(
     engine.lock.release()
 
 
-def test_both_decoders_give_the_engine_the_same_audio(engine: CsmEngine) -> None:
+def test_both_decoders_give_the_engine_the_same_audio_when_greedy(engine: CsmEngine) -> None:
     texts = ["Hi.", "The second sentence is longer than the first."]
-    slow = CsmEngine(engine.model, engine.processor, "cpu", decoder="generate")
+    slow = CsmEngine(engine.model, engine.processor, "cpu", decoder="generate", sampling=GREEDY)
+    fast = CsmEngine(engine.model, engine.processor, "cpu", sampling=GREEDY)
     for fast_audio, slow_audio in zip(
-        engine.synthesize_batch(texts, "0", 1.0),
+        fast.synthesize_batch(texts, "0", 1.0),
         slow.synthesize_batch(texts, "0", 1.0),
         strict=True,
     ):
@@ -356,3 +358,23 @@ def test_readyz_is_503_while_a_model_loads_and_a_failed_load_stops_the_service(
                 break
             time.sleep(0.05)
     assert failures and "does not exist" in failures[0] and "\n" not in failures[0]
+
+
+def test_a_compile_that_fails_leaves_the_layers_uncompiled_with_the_same_audio(
+    engine: CsmEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image without a C compiler cannot build Triton's kernels: the engine says so once
+    and decodes with the plain layers, the same audio."""
+    from audiobook_tts.engines import csmfast, csmsampling
+
+    def broken(*_args: object) -> object:
+        raise RuntimeError("no C compiler for Triton")
+
+    monkeypatch.setattr(csmfast, "compiled_parts", lambda: (broken, broken))
+    monkeypatch.setattr(csmfast, "compiled_norm", lambda: broken)
+    monkeypatch.setattr(csmfast, "compiled_pick", lambda: csmsampling.pick)
+    trying = CsmEngine(engine.model, engine.processor, "cpu", references=engine.references)
+    trying.compiled = True  # as on a GPU
+    audio = trying.synthesize("Hi.", "0", 1.0)
+    assert trying.compiled is False and trying.facts()["decoder"] == "fast"
+    assert np.array_equal(audio.samples, engine.synthesize("Hi.", "0", 1.0).samples)

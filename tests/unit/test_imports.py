@@ -1,5 +1,6 @@
-"""The shape of src/: no import cycles, project imports at the top of each file, and
-python-on-whales in engine.py only. Read from the source with `ast`, nothing imported."""
+"""The shape of src/: no import cycles, imagebuild's rooms in layers (none imports a room above
+it), project imports at the top of each file, python-on-whales in engine/docker.py only, and
+no imagebuild module over 400 lines. Read from the source with `ast`, nothing imported."""
 
 from __future__ import annotations
 
@@ -8,6 +9,21 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGES = ("imagebuild", "audiobook_tts")
+# The rooms of src/imagebuild from the bottom up (its __init__ says what each holds): a module
+# imports from its own room and the rooms below, never from a room above.
+IMAGEBUILD_LAYERS = (
+    ("imagebuild.errors", "imagebuild.output"),
+    ("imagebuild.plan",),
+    ("imagebuild.engine",),
+    ("imagebuild.platform",),
+    ("imagebuild.build",),
+    ("imagebuild.locks",),
+    ("imagebuild.docs",),
+    ("imagebuild.ci",),
+    ("imagebuild.bench",),
+    ("imagebuild.invoke_glue",),
+)
+MAX_MODULE_LINES = 400
 
 
 def module_name(path: Path) -> str:
@@ -76,6 +92,27 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def layer_of(module: str, layers: tuple[tuple[str, ...], ...] = IMAGEBUILD_LAYERS) -> int | None:
+    for number, rooms in enumerate(layers):
+        if any(module == room or module.startswith(room + ".") for room in rooms):
+            return number
+    return None
+
+
+def upward_imports(
+    edges: dict[str, set[str]], layers: tuple[tuple[str, ...], ...] = IMAGEBUILD_LAYERS
+) -> list[str]:
+    """`a -> b` for each import of a module from a layer above the importer's."""
+    found = []
+    for importer, targets in sorted(edges.items()):
+        below = layer_of(importer, layers)
+        for target in sorted(targets):
+            above = layer_of(target, layers)
+            if below is not None and above is not None and above > below:
+                found.append(f"{importer} -> {target}")
+    return found
+
+
 def test_the_walker_finds_a_cycle_and_a_clean_graph() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
@@ -89,6 +126,34 @@ def test_no_import_cycles_in_src() -> None:
     assert find_cycle(graph(modules())) is None
 
 
+def test_the_layer_check_finds_an_import_from_above() -> None:
+    layers = (("p.low",), ("p.high",))
+    assert upward_imports({"p.low.a": {"p.high.b"}, "p.high.b": {"p.low.a"}}, layers) == [
+        "p.low.a -> p.high.b"
+    ]
+    assert upward_imports({"p.high.b": {"p.low.a", "p.high.c"}}, layers) == []
+
+
+def test_every_imagebuild_module_is_in_a_layer() -> None:
+    unplaced = [
+        name for name in modules() if name.startswith("imagebuild.") and layer_of(name) is None
+    ]
+    assert unplaced == []
+
+
+def test_no_imagebuild_room_imports_a_room_above_it() -> None:
+    assert upward_imports(graph(modules())) == []
+
+
+def test_no_imagebuild_module_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(SRC)): lines
+        for path in sorted((SRC / "imagebuild").rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
 def test_project_modules_are_imported_at_the_top_of_the_file_only() -> None:
     trees = modules()
     known = set(trees)
@@ -96,13 +161,14 @@ def test_project_modules_are_imported_at_the_top_of_the_file_only() -> None:
     for name, tree in trees.items():
         top = set(map(id, tree.body))
         for node in ast.walk(tree):
-            is_import = isinstance(node, ast.Import | ast.ImportFrom)
-            if is_import and id(node) not in top and imported(node, name, known):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if id(node) not in top and imported(node, name, known):
                 late.append(f"{name}:{node.lineno}")
     assert late == []
 
 
-def test_python_on_whales_is_used_by_engine_py_only() -> None:
+def test_python_on_whales_is_used_by_engine_docker_py_only() -> None:
     users = sorted(
         {
             name
@@ -117,14 +183,14 @@ def test_python_on_whales_is_used_by_engine_py_only() -> None:
             )
         }
     )
-    assert users == ["imagebuild.engine"]
+    assert users == ["imagebuild.engine.docker"]
 
 
-def test_no_function_outside_engine_py_takes_a_docker_client() -> None:
+def test_no_function_outside_engine_docker_py_takes_a_docker_client() -> None:
     takers = [
         f"{name}.{node.name}"
         for name, tree in modules().items()
-        if name != "imagebuild.engine"
+        if name != "imagebuild.engine.docker"
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and "DockerClient" in ast.unparse(node.args)

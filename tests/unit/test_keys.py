@@ -27,7 +27,7 @@ KEY_A, KEY_B = "sk-alpha-0123456789", "sk-beta-9876543210"
 
 
 def keyed(data: Path, keys: str) -> TestClient:
-    settings = ServiceSettings(engines=("tone",), data=str(data), api_keys=keys)  # type: ignore[arg-type]
+    settings = ServiceSettings(engines=("tone",), data=str(data), api_keys=keys)
     return TestClient(create_app(settings, loader=lambda name, _: CountingTone()))
 
 

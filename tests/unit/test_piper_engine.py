@@ -22,7 +22,16 @@ from audiobook_tts.engines.piper import (
     phoneme_ids,
 )
 
-TABLE = {"_": (0,), "^": (1,), "$": (2,), " ": (3,), "h": (20,), "i": (21,), ",": (8,), "e": (18,)}
+TABLE: dict[str, tuple[int, ...]] = {
+    "_": (0,),
+    "^": (1,),
+    "$": (2,),
+    " ": (3,),
+    "h": (20,),
+    "i": (21,),
+    ",": (8,),
+    "e": (18,),
+}
 # What espeak-ng says for these words in en-us (`espeak-ng -q --ipa -v en-us`).
 IPA = {
     "Hello there": "həlˈoʊ ðˈɛɹ",

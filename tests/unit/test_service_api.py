@@ -79,7 +79,7 @@ def test_speech_returns_wav_of_the_engine_rate(client: TestClient) -> None:
     ],
 )
 def test_bad_requests_are_400_with_a_json_error(
-    client: TestClient, payload: dict, param: str
+    client: TestClient, payload: dict[str, object], param: str
 ) -> None:
     response = client.post("/v1/audio/speech", json=payload)
     assert response.status_code == 400

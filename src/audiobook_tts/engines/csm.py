@@ -8,6 +8,12 @@ A voice is a speaker id, optionally with a reference clip (`<voice>.wav` + `<voi
 `AUDIOBOOK_TTS_CSM_VOICES`) given as context to every sentence, so a chapter keeps one voice.
 The length bound follows the text (12.5 frames a second, room for slow speech), and a
 sentence that reaches it is reported, never cut silently.
+
+Decoding is the makers' by default: top-k 50 with temperature 0.9 for both transformers
+(`csmsampling`), seeded per sentence. Plain `synthesize` seeds each sentence from its text and
+voice (`text_seed`), so a sentence, a chapter or a book made again is the same audio;
+`synthesize_seeded` and `synthesize_batch_seeded` take the seed (another take of a sentence).
+Temperature 0 is greedy.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import numpy as np
 import soundfile
 
 from audiobook_tts.audio import resample
-from audiobook_tts.engines.base import Audio, EngineError, EngineRefusal, Voice
+from audiobook_tts.engines.base import Audio, EngineError, EngineRefusal, Voice, sentence_seed
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
+from audiobook_tts.engines.csmsampling import REFERENCE, Sampling
 
 logger = logging.getLogger("audiobook_tts.csm")
 
@@ -90,6 +97,11 @@ def frame_bound(text: str) -> int:
     return math.ceil(seconds * FRAME_RATE)
 
 
+def text_seed(text: str, voice: str) -> int:
+    """The seed a sentence gets when none is given: from its text and voice alone."""
+    return sentence_seed(text + "\0" + voice)
+
+
 def pick_device(requested: str, cuda_available: bool) -> str:
     if requested:
         if requested.startswith("cuda") and not cuda_available:
@@ -138,6 +150,8 @@ class CsmEngine:
         references: dict[str, Reference] | None = None,
         batch_size: int = 0,
         decoder: str = "fast",
+        sampling: Sampling = REFERENCE,
+        compiled: bool = False,
     ) -> None:
         import torch
         import transformers
@@ -158,6 +172,9 @@ class CsmEngine:
         # fast: static caches, frames in CUDA graphs on a GPU; generate: transformers' own.
         self.decoder = decoder
         self.graphs = decoder == "fast" and device.startswith("cuda")
+        self.sampling = sampling
+        # torch.compile of each layer's parts around attention (a GPU with `fast`).
+        self.compiled = compiled and self.graphs
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
         # One generate at a time: the model's caches are not shared between threads.
@@ -173,6 +190,8 @@ class CsmEngine:
         voices_dir: str = "",
         batch_size: int = 0,
         decoder: str = "fast",
+        sampling: Sampling = REFERENCE,
+        compiled: bool = True,
     ) -> CsmEngine:
         """Load offline from a mounted directory (HF_HUB_OFFLINE: nothing is downloaded)."""
         path = check_model_dir(model_dir)
@@ -192,7 +211,15 @@ class CsmEngine:
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise EngineError(f"cannot load the CSM model from {path}: {first}") from error
         engine = cls(
-            model.to(chosen).eval(), processor, chosen, str(path), references, batch_size, decoder
+            model.to(chosen).eval(),
+            processor,
+            chosen,
+            str(path),
+            references,
+            batch_size,
+            decoder,
+            sampling,
+            compiled,
         )
         engine.warm_up()
         return engine
@@ -205,7 +232,9 @@ class CsmEngine:
             "dtype": self.dtype,
             "model": self.model_dir,
             "batch_size": str(self.batch_size),
-            "decoder": f"{self.decoder}{' (CUDA graphs)' if self.graphs else ''}",
+            "decoder": f"{self.decoder}{' (CUDA graphs)' if self.graphs else ''}"
+            f"{' (compiled layers)' if self.compiled else ''}",
+            "sampling": self.sampling.describe(),
         }
 
     def voices(self) -> list[Voice]:
@@ -272,9 +301,14 @@ class CsmEngine:
         return self.processor(text=prompts, audio=clips or None, add_special_tokens=False)
 
     def generate(
-        self, texts: list[str], voice: str, frames: int | None = None, seed: int = 0
+        self,
+        texts: list[str],
+        voice: str,
+        frames: int | None = None,
+        seeds: list[int] | None = None,
     ) -> list[Audio]:
-        """Greedy decoding of a batch; `frames` fixes the length (min = max new tokens).
+        """A batch decoded together; `frames` fixes the length (min = max new tokens).
+        `seeds`: each text's (none: `text_seed` of each), for sampled decoding.
 
         Each text keeps its own length bound in a batch: the batch decodes to the longest
         bound, and each sequence is cut at its end token or its own bound, whichever comes
@@ -282,24 +316,21 @@ class CsmEngine:
         """
         import torch
 
-        inputs = self.inputs(texts, voice).to(self.device)
+        if seeds is None:
+            seeds = [text_seed(text, voice) for text in texts]
+        if len(seeds) != len(texts):
+            raise EngineError(f"{len(seeds)} seeds for {len(texts)} texts")
         bounds = [frames or frame_bound(text) for text in texts]
-        options: dict[str, Any] = {
-            "max_new_tokens": max(bounds),
-            "do_sample": False,
-            "depth_decoder_do_sample": False,
-            "return_dict_in_generate": True,
-        }
-        if frames is not None:
-            options["min_new_tokens"] = frames
-        results: list[Audio] = []
         eos = self.model.config.codebook_eos_token_id
+        results: list[Audio] = []
         with self.lock, torch.inference_mode():
-            torch.manual_seed(seed)
             if self.decoder == "fast":
-                sequences = self.fast_codes(inputs, max(bounds), None if frames else eos)
+                inputs = self.inputs(texts, voice).to(self.device)
+                sequences = list(
+                    self.fast_codes(inputs, max(bounds), None if frames else eos, seeds)
+                )
             else:
-                sequences = self.model.generate(**inputs, **options).sequences
+                sequences = self.generated_codes(texts, voice, max(bounds), frames, seeds)
             for codes, bound in zip(sequences, bounds, strict=True):
                 ends = (codes == eos).all(dim=-1).nonzero()
                 end = int(ends.min()) if ends.numel() else int(codes.shape[0])
@@ -313,43 +344,87 @@ class CsmEngine:
                 results.append(Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, not ended))
         return results
 
+    def generated_codes(
+        self, texts: list[str], voice: str, longest: int, frames: int | None, seeds: list[int]
+    ) -> list[Any]:
+        """transformers' own `generate`: greedy, a batch at once; or sampled with the same
+        top-k and temperature for both transformers, each text alone after seeding torch with
+        its seed (a batch shares one generator, so alone is how a text keeps its own draws)."""
+        import torch
+
+        options: dict[str, Any] = {"max_new_tokens": longest, "return_dict_in_generate": True}
+        if frames is not None:
+            options["min_new_tokens"] = frames
+        if self.sampling.greedy:
+            options |= {"do_sample": False, "depth_decoder_do_sample": False}
+            inputs = self.inputs(texts, voice).to(self.device)
+            return list(self.model.generate(**inputs, **options).sequences)
+        options |= {
+            "do_sample": True,
+            "top_k": self.sampling.top_k,
+            "temperature": self.sampling.temperature,
+            "depth_decoder_do_sample": True,
+            "depth_decoder_top_k": self.sampling.top_k,
+            "depth_decoder_temperature": self.sampling.temperature,
+        }
+        sequences: list[Any] = []
+        for text, seed in zip(texts, seeds, strict=True):
+            torch.manual_seed(seed)
+            inputs = self.inputs([text], voice).to(self.device)
+            sequences.append(self.model.generate(**inputs, **options).sequences[0])
+        return sequences
+
     def fast_decoder(self, batch: int, tokens: int) -> FastCsmDecoder:
         """The static-cache decoder for `batch` rows of `tokens` (prompt + frames): kept, with
         its captured graph, for the next request of its bucket (the last few buckets used)."""
         key = (batch, capacity_for(tokens))
-        decoder = self.decoders.pop(key, None) or FastCsmDecoder(self.model, *key)
+        decoder = self.decoders.pop(key, None) or FastCsmDecoder(
+            self.model, *key, self.sampling, self.compiled
+        )
         self.decoders[key] = decoder  # most recently used last
         while len(self.decoders) > KEPT_DECODERS:
             self.decoders.pop(next(iter(self.decoders)))
         return decoder
 
     def fast_chunks(
-        self, inputs: Any, frames: int, eos: int | None, sizes: Iterable[int] = ()
+        self,
+        inputs: Any,
+        frames: int,
+        eos: int | None,
+        seeds: list[int],
+        sizes: Iterable[int] = (),
     ) -> Iterator[Any]:
-        """Greedy codes in chunks from the static-cache decoder: in a CUDA graph on a GPU,
-        where capture works (else, once said in the log, eagerly from then on)."""
+        """Codes in chunks from the static-cache decoder: compiled layers in a CUDA graph on a
+        GPU. Compiling and capturing happen before the first chunk, so a failure is seen
+        before any audio: once said in the log, the layers run uncompiled from then on (an
+        image without a C compiler for Triton), and if capture fails too, eagerly."""
         batch, length = inputs["attention_mask"].shape
-        decoder = self.fast_decoder(batch, length + frames)
-        if self.graphs:
+        while True:
+            decoder = self.fast_decoder(batch, length + frames)
+            chunks = decoder.chunks(
+                inputs, frames, use_graph=self.graphs, eos=eos, sizes=sizes, seeds=seeds
+            )
             try:
-                # Capture happens before the first chunk: a failure is seen before any audio.
-                chunks = decoder.chunks(inputs, frames, use_graph=True, eos=eos, sizes=sizes)
                 first = next(chunks)
             except RuntimeError as error:
-                self.graphs = False
+                if self.compiled:
+                    self.compiled = False
+                    logger.warning("csm: torch.compile failed, layers uncompiled: %s", error)
+                elif self.graphs:
+                    self.graphs = False
+                    logger.warning("csm: CUDA graph capture failed, decoding eagerly: %s", error)
+                else:
+                    raise
                 self.decoders.clear()
-                logger.warning("csm: CUDA graph capture failed, decoding eagerly: %s", error)
-            else:
-                yield first
-                yield from chunks
-                return
-            decoder = self.fast_decoder(batch, length + frames)
-        yield from decoder.chunks(inputs, frames, use_graph=False, eos=eos, sizes=sizes)
+                continue
+            yield first
+            yield from chunks
+            return
 
-    def fast_codes(self, inputs: Any, frames: int, eos: int | None) -> Any:
+    def fast_codes(self, inputs: Any, frames: int, eos: int | None, seeds: list[int]) -> Any:
         import torch
 
-        return torch.cat(list(self.fast_chunks(inputs, frames, eos)), dim=1)
+        return torch.cat(list(self.fast_chunks(inputs, frames, eos, seeds)), dim=1)
 
     def warm_up(self) -> None:
         """Capture the single-stream graph before the first request (a GPU with `fast`): the
@@ -360,16 +435,23 @@ class CsmEngine:
     def synthesize(self, text: str, voice: str, speed: float) -> Audio:
         return self.synthesize_batch([text], voice, speed)[0]
 
-    def stream(self, text: str, voice: str, speed: float) -> Iterator[Audio]:
+    def synthesize_seeded(self, text: str, voice: str, speed: float, seed: int) -> Audio:
+        return self.synthesize_batch_seeded([text], voice, speed, [seed])[0]
+
+    def stream(
+        self, text: str, voice: str, speed: float, seed: int | None = None
+    ) -> Iterator[Audio]:
         """One sentence as audio chunks while it is decoded (the `fast` decoder): the first
         after `STREAM_FIRST_FRAMES` frames. Each chunk is the codec's decode of every frame so
         far (from `STREAM_CONTEXT_FRAMES` back) less what was sent: Mimi's decoder is causal,
         so the chunks join into the sentence's whole decode. `generate`: the sentence, whole.
+        The seed is `synthesize`'s (`text_seed`) unless given.
         """
         self.check_speed(speed)
         self.speaker(voice)
+        seeds = [text_seed(text, voice) if seed is None else seed]
         if self.decoder != "fast":
-            yield self.generate([text], voice)[0]
+            yield self.generate([text], voice, seeds=seeds)[0]
             return
         import torch
 
@@ -380,7 +462,7 @@ class CsmEngine:
         codes: list[Any] = []
         total = sent = 0
         with self.lock, torch.inference_mode():
-            for chunk in self.fast_chunks(inputs, bound, eos, sizes):
+            for chunk in self.fast_chunks(inputs, bound, eos, seeds, sizes):
                 row = chunk[0]
                 ends = (row == eos).all(dim=-1).nonzero()
                 ended = ends.numel() > 0
@@ -410,3 +492,12 @@ class CsmEngine:
         self.check_speed(speed)
         self.speaker(voice)
         return self.generate(texts, voice)
+
+    def synthesize_batch_seeded(
+        self, texts: list[str], voice: str, speed: float, seeds: list[int]
+    ) -> list[Audio]:
+        """As `synthesize_batch`, each sentence drawn with its own seed (its audio the same
+        alone or in any batch)."""
+        self.check_speed(speed)
+        self.speaker(voice)
+        return self.generate(texts, voice, seeds=seeds)

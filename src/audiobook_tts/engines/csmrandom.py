@@ -127,6 +127,13 @@ def build(shape: Shape, seed: int = 0) -> tuple[Any, Any]:
     )
     torch.manual_seed(seed)
     model = CsmForConditionalGeneration(config).eval()
+    # Mimi's codebooks start at zero (a trained codec learns them): every code would decode
+    # to the same audio. Random centroids make the audio depend on the codes, as it does
+    # with real weights, so tests that compare audio compare codes too.
+    with torch.no_grad():
+        for name, buffer in model.codec_model.named_buffers():
+            if name.endswith("codebook.embed_sum"):
+                buffer.normal_()
     extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0)
     processor = CsmProcessor(extractor, tokenizer, chat_template=CHAT_TEMPLATE)
     return model, processor

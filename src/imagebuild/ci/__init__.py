@@ -1,0 +1,1 @@
+"""What CI runs and checks: `inv ci`, the CodeBuild buildspec and project, doctor, login."""

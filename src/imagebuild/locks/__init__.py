@@ -1,0 +1,1 @@
+"""Lock files: `inv lock` and the freshness check of requirements/*.txt."""

@@ -1,0 +1,136 @@
+"""A book's chapters spoken with sentences batched across chapters (`BookSpeaker`): the same
+spoken chapters as `speak_chapter` makes one by one, batches that cross chapters, progress
+per chapter, order kept, and chapter by chapter for engines that take a chapter's seed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiobook_tts.books.speaking import BookSpeaker, batches_across_chapters, speak_chapters
+from audiobook_tts.chapter import ChapterError, SpokenChapter, speak_chapter
+from audiobook_tts.engines.base import Audio, Voice
+
+CHAPTERS = [
+    "One. The second sentence is longer than the first.\n\nTwo. Three, four.",
+    "It rained. The river rose all night, and nobody slept.",
+    "Morning came. The bridge was gone.",
+]
+
+
+class Batching:
+    """A fake GPU engine: each sentence's audio from its text alone; batches recorded."""
+
+    name, version, device = "batching", "1", "cpu"
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.batches: list[list[str]] = []
+
+    def voices(self) -> list[Voice]:
+        return [Voice("0", self.name, "en", "zero")]
+
+    def facts(self) -> dict[str, str]:
+        return {"name": self.name}
+
+    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
+        self.batches.append([text])
+        return self.said(text)
+
+    def synthesize_batch(self, texts: list[str], voice: str, speed: float) -> list[Audio]:
+        self.batches.append(list(texts))
+        return [self.said(text) for text in texts]
+
+    @staticmethod
+    def said(text: str) -> Audio:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+        rng = np.random.default_rng(seed)
+        return Audio((0.2 * rng.standard_normal(2400 + 240 * len(text))).astype(np.float32), 24000)
+
+
+def same(one: SpokenChapter, other: SpokenChapter) -> bool:
+    return (
+        one.seed == other.seed
+        and len(one.sentences) == len(other.sentences)
+        and all(
+            a.text == b.text
+            and a.pause_after == b.pause_after
+            and a.hit_bound == b.hit_bound
+            and np.array_equal(a.samples, b.samples)
+            for a, b in zip(one.sentences, other.sentences, strict=True)
+        )
+    )
+
+
+def test_chapters_spoken_across_chapters_equal_chapter_by_chapter() -> None:
+    engine = Batching(batch_size=3)
+    alone = [speak_chapter(Batching(3), text, "0", 1.0, seed=5) for text in CHAPTERS]
+    together = speak_chapters(engine, CHAPTERS, "0", 1.0, seed=5)
+    assert all(same(one, other) for one, other in zip(alone, together, strict=True))
+    chapter_of = {
+        piece: number for number, text in enumerate(CHAPTERS) for piece in text_pieces(text)
+    }
+    # all three chapters went in one window, and some batch held two chapters' sentences
+    assert any(len({chapter_of[text] for text in batch}) > 1 for batch in engine.batches)
+    assert sum(len(batch) for batch in engine.batches) == len(chapter_of)
+
+
+def text_pieces(text: str) -> list[str]:
+    from audiobook_tts.chapter import chunks
+
+    return [piece.text for piece in chunks(text)]
+
+
+def test_each_chapter_reports_its_own_progress_and_windows_follow_the_batch_size() -> None:
+    engine = Batching(batch_size=1)
+    assert not batches_across_chapters(engine)  # a batch of one: chapter by chapter
+    engine = Batching(batch_size=2)
+    speaker = BookSpeaker(engine, {0: CHAPTERS[0], 2: CHAPTERS[2]}, "0")
+    assert speaker.window(0) == [0, 2]  # 4 batches of 2 wanted: both chapters (7 sentences)
+    seen: dict[int, list[tuple[int, int]]] = {0: [], 2: []}
+    first = speaker.speak(0, lambda done, total: seen[0].append((done, total)))
+    second = speaker.speak(2, lambda done, total: seen[2].append((done, total)))
+    assert seen[0][-1] == (4, 4) and seen[2] == [(2, 2)]
+    assert [done for done, _ in seen[0]] == sorted(done for done, _ in seen[0])
+    assert len(first.sentences) == 4 and len(second.sentences) == 2
+    with pytest.raises(KeyError):
+        speaker.speak(1)
+
+
+def test_a_chapter_with_nothing_to_say_fails_in_its_own_turn() -> None:
+    speaker = BookSpeaker(Batching(batch_size=4), {0: CHAPTERS[1], 1: "  ", 2: CHAPTERS[2]}, "0")
+    assert len(speaker.speak(0).sentences) == 2
+    with pytest.raises(ChapterError, match="no sentence"):
+        speaker.speak(1)
+    assert len(speaker.speak(2).sentences) == 2
+
+
+class Seeded(Batching):
+    """An engine whose audio takes the chapter's seed (as piper's noise does)."""
+
+    def seeded(self, seed: int) -> Seeded:
+        return self
+
+
+def test_an_engine_that_takes_a_chapters_seed_is_spoken_chapter_by_chapter() -> None:
+    engine = Seeded(batch_size=8)
+    assert not batches_across_chapters(engine)
+    speak_chapters(engine, CHAPTERS[:2], "0")
+    assert len(engine.batches) == 2  # one batch a chapter
+
+
+def test_the_tiny_csm_speaks_a_book_across_chapters_as_chapter_by_chapter(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch")
+    from audiobook_tts.engines.csm import CsmEngine
+    from audiobook_tts.engines.csmrandom import save
+
+    engine = CsmEngine.load(str(save(tmp_path / "tiny-csm")), "cpu", batch_size=4)
+    texts = ["Hi there. Then rain.", "A longer sentence, with more words. Done."]
+    alone = [speak_chapter(engine, text, "alloy") for text in texts]
+    together = speak_chapters(engine, texts, "alloy")
+    assert all(same(one, other) for one, other in zip(alone, together, strict=True))
