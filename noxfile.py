@@ -63,6 +63,7 @@ def lock(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit tests (no daemon) and integration tests (real engine and registry, marked docker)."""
     install_locked(session, DEV_LOCK, SERVICE_LOCK, *CSM_LOCKS, PIPER_LOCK, LISTENER_LOCK)
+    session.run("inv", "test-tools")  # redis-server and espeak-ng, for the book workers' tests
     session.run(
         "pytest",
         "--junitxml=build-logs/junit-tests.xml",

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiobook_tts import __version__
@@ -121,6 +122,22 @@ def stop_the_service(message: str) -> None:
     os._exit(3)
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route answers for this request's path (asked of each route the way
+    the router asks it)."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
+
+
 def create_app(
     settings: ServiceSettings | None = None,
     loader: Loader = load_engine,
@@ -208,10 +225,14 @@ def create_app(
     )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own (a body it cannot parse, 404, 405) in the one error shape too.
-        headers = dict(error.headers) if error.headers else None
-        return error_response(error.status_code, str(error.detail), headers=headers)
+        headers = dict(error.headers) if error.headers else {}
+        if error.status_code == 405:
+            # Starlette names the methods of the first route that matched the path alone; a
+            # path served by two routes (a POST and a GET) allows both.
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return error_response(error.status_code, str(error.detail), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -227,7 +248,9 @@ def create_app(
     app.include_router(speech.router)
     app.include_router(chapters.router)
     app.include_router(books.router)
-    app.include_router(checks.router)
+    # Without a listener the check routes answer 503 with how to get one, and the OpenAPI
+    # document does not offer them.
+    app.include_router(checks.router, include_in_schema=listener is not None)
 
     def openapi_document() -> dict[str, Any]:
         if app.openapi_schema is not None:

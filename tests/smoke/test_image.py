@@ -53,11 +53,13 @@ def test_image_label_names_the_torch_variant(docker_client: DockerClient, image:
     assert labels.get("io.audiobook-tts.torch-variant") == "cpu"
 
 
-def test_readyz_lists_the_espeak_engine(service: Service) -> None:
+def test_readyz_lists_the_default_images_engines(service: Service) -> None:
     with urllib.request.urlopen(f"{service.url}/readyz", timeout=5) as response:
         body = json.loads(response.read())
     assert body["status"] == "ready"
-    assert [engine["name"] for engine in body["engines"]] == ["espeak"]
+    # The default image speaks with piper (a neural voice) beside espeak, and hears nothing.
+    assert [engine["name"] for engine in body["engines"]] == ["espeak", "piper"]
+    assert body["listener"] is None
 
 
 def test_service_process_is_not_root(docker_client: DockerClient, service: Service) -> None:
@@ -141,15 +143,14 @@ def test_image_holds_no_ca_bundle_pip_cache_or_secret(
         assert find_leaks(archive, host.ca_bundle) == []
 
 
-def test_the_espeak_image_holds_no_neural_engine_libraries(
+def test_the_default_image_holds_piper_but_neither_csm_nor_the_listener(
     docker_client: DockerClient, service: Service, image: str
 ) -> None:
     labels = docker_client.image.inspect(image).config.labels or {}
-    assert labels.get("io.audiobook-tts.engines") == "espeak"
-    found = str(
-        docker_client.container.execute(
-            service.container,
-            ["python", "-c", "import importlib.util as u; print(u.find_spec('transformers'))"],
-        )
-    ).strip()
-    assert found == "None"
+    assert labels.get("io.audiobook-tts.engines") == "espeak,piper"
+    probe = (
+        "import importlib.util as u; "
+        "print([m for m in ('onnxruntime', 'transformers', 'faster_whisper') if u.find_spec(m)])"
+    )
+    found = str(docker_client.container.execute(service.container, ["python", "-c", probe]))
+    assert found.strip() == "['onnxruntime']"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from audiobook_tts.audio import CONTENT_TYPES, encode
 from audiobook_tts.chapter import ChapterError
@@ -48,7 +48,7 @@ class ChapterRequest(BaseModel):
     lexicon: list[LexiconEntry] = Field(default_factory=list, max_length=MAX_REQUEST_ENTRIES)
     # Hear the chapter as it is made (where the service has a listener): sentences that do not
     # say their text are retaken (an engine that samples) or flagged in the report.
-    check: bool = True
+    check: StrictBool = True
 
 
 @router.post(

@@ -153,8 +153,9 @@ def dpkg_installed(package: str) -> bool:
 
 # What the speech checks run on the host beside the images: ffprobe reads the books' M4B
 # the way audiobook tools do (the image itself holds FFmpeg's libraries, not its programs);
-# redis-server is the queue the workers' tests start on a loopback port.
-TEST_PACKAGES = ("ffmpeg", "redis-server")
+# redis-server is the queue the workers' tests start on a loopback port, and espeak-ng the
+# engine of the workers they start.
+TEST_PACKAGES = ("ffmpeg", "redis-server", "espeak-ng")
 # The compose file's test and measurement: `docker compose up --scale worker=N`.
 COMPOSE_PACKAGE = "docker-compose"
 

@@ -150,3 +150,21 @@ def test_the_api_runs_a_check_as_a_job_and_refuses_what_it_cannot_hear(tmp_path:
         report = client.get(f"{location}/report").json()
         assert [chapter["passed"] for chapter in report["chapters"]] == [True, True, True]
         assert client.get("/v1/audiobook/checks/nosuch").status_code == 404
+
+
+def test_a_405_on_the_checks_path_allows_both_of_its_methods(tmp_path: Path) -> None:
+    engine = CodedEngine()
+    settings = ServiceSettings(engines=("coded",), data=str(tmp_path / "data"))
+    app = create_app(
+        settings, loader=lambda _name, _settings: engine, listener=CodedListener(engine)
+    )
+    with TestClient(app) as client:
+        refused = client.request("OPTIONS", "/v1/audiobook/checks")
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, POST"
+        assert "/v1/audiobook/checks" in client.get("/openapi.json").json()["paths"]
+    without = create_app(
+        ServiceSettings(engines=("coded",), data=str(tmp_path / "d2")), loader=lambda _n, _s: engine
+    )
+    with TestClient(without) as client:
+        assert "/v1/audiobook/checks" not in client.get("/openapi.json").json()["paths"]
+        assert client.get("/v1/audiobook/checks/x").status_code == 503  # and says how to get one

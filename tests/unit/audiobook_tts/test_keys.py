@@ -19,16 +19,17 @@ from audiobook_tts.app import create_app
 from audiobook_tts.config import ServiceSettings, SettingsError
 from audiobook_tts.keys import KeyRing, key_hash
 from tests import bookfiles
+from tests.unit.audiobook_tts.books.test_books import BOOK_TONE, submit, wait
+from tests.unit.audiobook_tts.conftest import ToneEngine
 from tests.unit.audiobook_tts.listening.fakes import CodedEngine, CodedListener
 from tests.unit.audiobook_tts.listening.test_bookcheck import BOOK, planned, spoken, wav
-from tests.unit.test_books import CountingTone, submit, wait
 
 KEY_A, KEY_B = "sk-alpha-0123456789", "sk-beta-9876543210"
 
 
 def keyed(data: Path, keys: str) -> TestClient:
     settings = ServiceSettings(engines=("tone",), data=str(data), api_keys=keys)
-    return TestClient(create_app(settings, loader=lambda name, _: CountingTone()))
+    return TestClient(create_app(settings, loader=lambda name, _: ToneEngine(BOOK_TONE)))
 
 
 def test_keys_come_from_a_file_or_by_hash(tmp_path: Path) -> None:
@@ -94,7 +95,9 @@ def test_an_open_service_says_so_once_at_start(
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """The app on a real HTTP server on a loopback port (uvicorn, as in the image)."""
-    app = create_app(ServiceSettings(engines=("tone",)), loader=lambda name, _: CountingTone())
+    app = create_app(
+        ServiceSettings(engines=("tone",)), loader=lambda name, _: ToneEngine(BOOK_TONE)
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

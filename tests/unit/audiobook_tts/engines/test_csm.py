@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from audiobook_tts.app import create_app
 from audiobook_tts.chapter import render_chapter
 from audiobook_tts.config import ServiceSettings
-from audiobook_tts.engines import Audio, Engine, EngineError, Voice, load_engine
+from audiobook_tts.engines import Engine, EngineError, load_engine
 from audiobook_tts.engines.csm import (
     KEPT_DECODERS,
     STREAM_FIRST_FRAMES,
@@ -30,6 +30,7 @@ from audiobook_tts.engines.csm import (
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import save
 from audiobook_tts.engines.csmsampling import GREEDY
+from tests.unit.audiobook_tts.conftest import ToneEngine
 
 
 @pytest.fixture(scope="session")
@@ -232,24 +233,14 @@ def two_engines(model_dir: Path, voices_dir: Path) -> Iterator[TestClient]:
         engines=("csm", "tone"), csm_model=str(model_dir), csm_voices=str(voices_dir), device="cpu"
     )
     app = create_app(
-        settings, loader=lambda name, s: load_engine(name, s) if name == "csm" else Tone()
+        settings,
+        loader=lambda name, s: (
+            load_engine(name, s) if name == "csm" else ToneEngine(voices=("alloy", "tenor"))
+        ),
     )
     with TestClient(app) as client:
         wait_ready(client)
         yield client
-
-
-class Tone:
-    name, version, device = "tone", "1", "cpu"
-
-    def voices(self) -> list[Voice]:
-        return [Voice("alloy", "tone", "en", "Alloy"), Voice("tenor", "tone", "en", "Tenor")]
-
-    def facts(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "device": self.device}
-
-    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
-        return Audio(np.zeros(800, dtype=np.float32) + 0.1, 8000)
 
 
 def wait_ready(client: TestClient, timeout: float = 60.0) -> dict[str, object]:

@@ -29,34 +29,12 @@ from audiobook_tts.books.making import (
 from audiobook_tts.books.reading import NO_TEXT, TABLE_OF_CONTENTS, read_book
 from audiobook_tts.cli import main
 from audiobook_tts.config import ServiceSettings, book_engine
-from audiobook_tts.engines import Audio, Voice
 from audiobook_tts.lexicon import Lexicon
 from tests import bookfiles
+from tests.unit.audiobook_tts.conftest import ToneEngine
 
-
-class CountingTone:
-    """A tone per sentence, its length from the text; counts what it was asked to say."""
-
-    name = "tone"
-    version = "1"
-    sample_rate = 16000
-    device = "cpu"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.said: list[str] = []
-        self.delay = delay
-
-    def voices(self) -> list[Voice]:
-        return [Voice(id="alloy", engine="tone", language="en", name="Alloy")]
-
-    def facts(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "device": self.device}
-
-    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
-        self.said.append(text)
-        time.sleep(self.delay)
-        t = np.arange(int(self.sample_rate * 0.03 * len(text))) / self.sample_rate
-        return Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), self.sample_rate)
+# Seconds of tone a character: short chapters, since books are mastered and encoded whole.
+BOOK_TONE = 0.03
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -189,7 +167,7 @@ def test_other_files_and_other_encodings_are_refused(tmp_path: Path) -> None:
 
 def test_a_book_becomes_acx_chapters_an_m4b_and_book_json(epub_path: Path, tmp_path: Path) -> None:
     book = read_book(epub_path)
-    engine = CountingTone()
+    engine = ToneEngine(BOOK_TONE)
     out = tmp_path / "out"
     description = make_book(
         book, plan_chapters(book), engine, BookRequest("alloy"), ChapterStore(tmp_path / "s"), out
@@ -221,7 +199,7 @@ def test_a_book_becomes_acx_chapters_an_m4b_and_book_json(epub_path: Path, tmp_p
 def test_a_chapter_made_once_is_never_made_again(epub_path: Path, tmp_path: Path) -> None:
     book = read_book(epub_path)
     store = ChapterStore(tmp_path / "store")
-    first, second = CountingTone(), CountingTone()
+    first, second = ToneEngine(BOOK_TONE), ToneEngine(BOOK_TONE)
     make_book(book, plan_chapters(book), first, BookRequest("alloy"), store, tmp_path / "a")
     make_book(book, plan_chapters(book), second, BookRequest("alloy"), store, tmp_path / "b")
     assert len(first.said) == 10 and second.said == []
@@ -229,7 +207,7 @@ def test_a_chapter_made_once_is_never_made_again(epub_path: Path, tmp_path: Path
     for name in ("chapter-02.mp3", "book.m4b", "book.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     # Another voice, speed or lexicon is another chapter.
-    third = CountingTone()
+    third = ToneEngine(BOOK_TONE)
     lexicon = Lexicon.parse("café\tcaff ay\n")
     make_book(
         book,
@@ -245,7 +223,7 @@ def test_a_chapter_made_once_is_never_made_again(epub_path: Path, tmp_path: Path
 def test_a_stopped_book_goes_on_where_it_stopped(epub_path: Path, tmp_path: Path) -> None:
     book = read_book(epub_path)
     store = ChapterStore(tmp_path / "store")
-    stopped = CountingTone()
+    stopped = ToneEngine(BOOK_TONE)
     with pytest.raises(Cancelled):
         make_book(
             book,
@@ -257,10 +235,10 @@ def test_a_stopped_book_goes_on_where_it_stopped(epub_path: Path, tmp_path: Path
             should_stop=lambda: len(stopped.said) >= 5,  # in the second chapter
         )
     assert len(stopped.said) == 5
-    resumed = CountingTone()
+    resumed = ToneEngine(BOOK_TONE)
     make_book(book, plan_chapters(book), resumed, BookRequest("alloy"), store, tmp_path / "out")
     assert len(resumed.said) == 6  # chapters 3 and 4 only
-    whole = CountingTone()
+    whole = ToneEngine(BOOK_TONE)
     make_book(
         book,
         plan_chapters(book),
@@ -288,7 +266,9 @@ def test_the_command_line_makes_a_book_and_lists_chapters(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("audiobook_tts.cli.load_engine", lambda name, settings: CountingTone())
+    monkeypatch.setattr(
+        "audiobook_tts.cli.load_engine", lambda name, settings: ToneEngine(BOOK_TONE)
+    )
     assert main(["book", str(epub_path), "--list"]) == 0
     assert "(skipped: table of contents)" in capsys.readouterr().out
     out = tmp_path / "out"
@@ -304,7 +284,7 @@ def test_the_command_line_makes_a_book_and_lists_chapters(
 # -- jobs through the API --------------------------------------------------------------------
 
 
-def service(data: Path, engine: CountingTone, **settings: object) -> TestClient:
+def service(data: Path, engine: ToneEngine, **settings: object) -> TestClient:
     app = create_app(
         ServiceSettings(engines=("tone",), data=str(data), **settings),  # type: ignore[arg-type]
         loader=lambda name, _: engine,
@@ -337,7 +317,7 @@ def wait(
 
 
 def test_a_book_job_reports_progress_and_serves_its_files(tmp_path: Path) -> None:
-    with service(tmp_path / "data", CountingTone()) as client:
+    with service(tmp_path / "data", ToneEngine(BOOK_TONE)) as client:
         job = submit(client, bookfiles.epub())
         assert job["status"] == "queued"
         assert [c["title"] for c in job["chapters"]] == [t for t, _ in bookfiles.CHAPTERS]  # type: ignore[attr-defined]
@@ -383,7 +363,7 @@ def test_a_book_job_reports_progress_and_serves_its_files(tmp_path: Path) -> Non
 
 
 def test_progress_is_reported_while_a_book_is_made(tmp_path: Path) -> None:
-    with service(tmp_path / "data", CountingTone(delay=0.2)) as client:
+    with service(tmp_path / "data", ToneEngine(BOOK_TONE, delay=0.2)) as client:
         job = submit(client, bookfiles.epub())
         running = wait(client, job["id"], until="running")
         deadline = time.monotonic() + 30
@@ -400,7 +380,7 @@ def test_progress_is_reported_while_a_book_is_made(tmp_path: Path) -> None:
 
 
 def test_a_job_stopped_with_the_service_is_finished_by_the_next(tmp_path: Path) -> None:
-    engine = CountingTone(delay=0.05)
+    engine = ToneEngine(BOOK_TONE, delay=0.05)
     with service(tmp_path / "data", engine) as client:
         job_id = submit(client, bookfiles.epub())["id"]
         deadline = time.monotonic() + 30
@@ -411,7 +391,7 @@ def test_a_job_stopped_with_the_service_is_finished_by_the_next(tmp_path: Path) 
     assert record["status"] == "running"
     said_before = len(engine.said)
     assert 5 <= said_before < 10
-    restarted = CountingTone()
+    restarted = ToneEngine(BOOK_TONE)
     with service(tmp_path / "data", restarted) as client:
         done = wait(client, job_id)
         assert done["progress"]["chapters_found_made"] == 1  # type: ignore[index]
@@ -420,7 +400,7 @@ def test_a_job_stopped_with_the_service_is_finished_by_the_next(tmp_path: Path) 
             name: client.get(f"/v1/audiobook/jobs/{job_id}/files/{name}").content
             for name in cast(list[str], done["files"])
         }
-    with service(tmp_path / "whole", CountingTone()) as client:
+    with service(tmp_path / "whole", ToneEngine(BOOK_TONE)) as client:
         whole = wait(client, submit(client, bookfiles.epub())["id"])
         assert files == {
             name: client.get(f"/v1/audiobook/jobs/{whole['id']}/files/{name}").content
@@ -444,7 +424,7 @@ def test_a_bad_book_is_refused_and_leaves_nothing(
     tmp_path: Path, data: bytes, name: str, status: int, param: str | None
 ) -> None:
     limit = 2000 if status == 413 else 100 * 1024 * 1024
-    with service(tmp_path / "data", CountingTone(), max_book_bytes=limit) as client:
+    with service(tmp_path / "data", ToneEngine(BOOK_TONE), max_book_bytes=limit) as client:
         response = client.post(
             "/v1/audiobook/books", files={"file": (name, data, "application/octet-stream")}
         )
@@ -458,7 +438,7 @@ def test_a_bad_book_is_refused_and_leaves_nothing(
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:
-    with service(tmp_path / "data", CountingTone()) as client:
+    with service(tmp_path / "data", ToneEngine(BOOK_TONE)) as client:
 
         def post(**form: str) -> dict[str, object]:
             response = client.post(
@@ -485,7 +465,9 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
 
 
 def test_without_a_data_folder_book_jobs_say_how_to_have_them(tmp_path: Path) -> None:
-    app = create_app(ServiceSettings(engines=("tone",)), loader=lambda name, _: CountingTone())
+    app = create_app(
+        ServiceSettings(engines=("tone",)), loader=lambda name, _: ToneEngine(BOOK_TONE)
+    )
     with TestClient(app) as client:
         response = client.post("/v1/audiobook/books", files={"file": ("t.epub", bookfiles.epub())})
         assert response.status_code == 503
@@ -493,7 +475,7 @@ def test_without_a_data_folder_book_jobs_say_how_to_have_them(tmp_path: Path) ->
 
 
 def test_a_lexicon_travels_with_the_book(tmp_path: Path) -> None:
-    engine = CountingTone()
+    engine = ToneEngine(BOOK_TONE)
     with service(tmp_path / "data", engine) as client:
         response = client.post(
             "/v1/audiobook/books",
@@ -512,7 +494,7 @@ def test_a_lexicon_travels_with_the_book(tmp_path: Path) -> None:
 def test_the_engine_benchmark_makes_a_book_twice_and_synthesises_it_once(tmp_path: Path) -> None:
     from audiobook_tts.enginebench import measure_book
 
-    engine = CountingTone()
+    engine = ToneEngine(BOOK_TONE)
     result = measure_book(engine, "alloy", 2, tmp_path)
     assert (result["chapters"], result["meets_acx"]) == (2, True)
     assert len(engine.said) == result["sentences"]  # the second making found both made

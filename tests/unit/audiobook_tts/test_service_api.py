@@ -14,28 +14,8 @@ from fastapi.testclient import TestClient
 
 from audiobook_tts.app import create_app
 from audiobook_tts.config import ServiceSettings
-from audiobook_tts.engines import Audio, Voice
 from audiobook_tts.engines.espeak import decode_wav_stream, parse_voice_table
-
-
-class ToneEngine:
-    """A sine tone whose length follows the text: enough to test the API around an engine."""
-
-    name = "tone"
-    version = "1"
-    sample_rate = 16000
-    device = "cpu"
-
-    def voices(self) -> list[Voice]:
-        return [Voice(id="alloy", engine="tone", language="en", name="Alloy")]
-
-    def facts(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "device": self.device}
-
-    def synthesize(self, text: str, voice: str, speed: float) -> Audio:
-        seconds = 0.05 * len(text) / speed
-        t = np.arange(int(self.sample_rate * seconds)) / self.sample_rate
-        return Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), self.sample_rate)
+from tests.unit.audiobook_tts.conftest import ToneEngine
 
 
 @pytest.fixture
