@@ -27,9 +27,11 @@ REPEAT_SHARE = 0.6
 # A flagged sentence of which at most this share of words has anything heard in its place
 # (a stray "the" can align anywhere) was not said at all.
 MISSING_SHARE = 0.25
-# A sentence is flagged for two errors or more: one misheard word of "Thump!" is a rate of
-# 1.0, and says nothing of the audio (espeak-ng's "thump" is heard as "some").
-MIN_ERRORS = 2
+# A sentence is flagged for three errors or more: one misheard word of a short sentence is a
+# rate of 1.0 and says nothing of the audio (espeak-ng's "Thump!" is heard as "some", its
+# "But, alas!" as "but a glass": two errors); a sentence of three words or more that was
+# dropped, said twice or garbled has three.
+MIN_ERRORS = 3
 # The alignment's costs, in words: a word heard for another costs less than a gap, so a misread
 # sentence stays paired with what was said in its place; a gap costs most to open.
 MISMATCH, GAP_OPEN, GAP_EXTEND = 1.0, 3.0, 0.5
