@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -19,11 +16,11 @@ from python_on_whales import DockerClient
 
 from tests import bookfiles
 from tests.containers import Service, running_service
+from tests.tts.fuzzing import run_schemathesis
 from tests.tts.test_books import writable
 
 pytestmark = pytest.mark.docker
 KEY_A, KEY_B = "sk-team-a-7c1f0e5d2b", "sk-team-b-93a4d6e0f1"
-REPORT = Path(__file__).resolve().parents[2] / "build-logs" / "tts" / "schemathesis-keys.txt"
 
 
 @pytest.fixture(scope="module")
@@ -99,30 +96,9 @@ def wait_done_with(client: httpx.Client, job_id: str, seconds: float = 600) -> d
 
 
 def test_schemathesis_finds_nothing_with_a_key(keyed: Service) -> None:
-    binary = Path(sys.executable).with_name("schemathesis")
-    result = subprocess.run(
-        [
-            str(binary),
-            "--config-file",
-            str(Path(__file__).with_name("schemathesis.toml")),
-            "run",
-            f"{keyed.url}/openapi.json",
-            "--header",
-            f"Authorization: Bearer {KEY_A}",
-            "--checks",
-            "all",
-            "--max-examples",
-            "20",
-            "--request-timeout",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_schemathesis(
+        keyed.url, "schemathesis-keys.txt", 20, "--header", f"Authorization: Bearer {KEY_A}"
     )
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-4000:]
     summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert summary is not None and summary.group(1) == summary.group(2), result.stdout[-4000:]

@@ -191,20 +191,6 @@ class BookProgress:
         rate = self.synthesised / elapsed
         return max(0.0, (self.sentences_total - self.sentences_done) / rate)
 
-    def as_dict(self) -> dict[str, object]:
-        left = self.seconds_left()
-        return {
-            "chapters_done": self.chapters_done,
-            "chapters_total": self.chapters_total,
-            "chapters_found_made": self.chapters_found_made,
-            "sentences_done": self.sentences_done,
-            "sentences_total": self.sentences_total,
-            "chapter": self.chapter,
-            "activity": self.activity,
-            "sentences_flagged": self.sentences_flagged,
-            "seconds_left": None if left is None else round(left, 1),
-        }
-
 
 @dataclass(frozen=True)
 class BookRequest:
