@@ -22,5 +22,7 @@ case "$1" in
         bench --runs 1 --devices 2 --batch 128 --book 6 "${@:2}" ;;
     eager)
         bench --no-compile --profile --frames 125 ;;
-    *) echo "MODE: h200, h200-book, final, x2 or eager"; exit 2 ;;
+    profile)
+        python3 docs/engine-bench/profile-book.py "${@:2}" ;;
+    *) echo "MODE: h200, h200-book, final, x2, eager or profile"; exit 2 ;;
 esac

@@ -104,6 +104,9 @@ class RenderedChapter:
     levels: LevelReport
     at_length_bound: tuple[str, ...] = ()
     check: ChapterCheck | None = None
+    # The middle of each pause between sentences, in samples: where the chapter's MP3 may be
+    # cut into parts encoded at once (a part's encoder delay then falls in room tone).
+    pauses: tuple[int, ...] = ()
 
     def report(self) -> dict[str, object]:
         report: dict[str, object] = {
@@ -214,8 +217,21 @@ def master_chapter(spoken: SpokenChapter) -> RenderedChapter:
     head = room_tone(int(HEAD_SECONDS * MASTER_RATE), rng)
     tail = room_tone(int(TAIL_SECONDS * MASTER_RATE), rng)
     full = np.concatenate([head, speech, tail]).astype(np.float32)
+    pauses = []
+    position = head.size
+    for sentence in spoken.sentences:
+        position += sentence.samples.size
+        if sentence.pause_after:
+            pause = int(sentence.pause_after * MASTER_RATE)
+            pauses.append(position + pause // 2)
+            position += pause
     return RenderedChapter(
-        full, MASTER_RATE, measure(full, MASTER_RATE), spoken.at_length_bound, spoken.check
+        full,
+        MASTER_RATE,
+        measure(full, MASTER_RATE),
+        spoken.at_length_bound,
+        spoken.check,
+        tuple(pauses),
     )
 
 

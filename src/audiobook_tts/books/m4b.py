@@ -1,6 +1,8 @@
 """An M4B: the chapters' audio in one AAC track, a chapter marker each, title, author, cover.
 
-Written with PyAV (FFmpeg's own MP4 muxer and AAC encoder, inside the wheel): its chapters
+Written with PyAV (FFmpeg's own MP4 muxer and AAC encoder, inside the wheel). Each chapter's
+AAC is encoded when the chapter is finished (`encode_aac`, beside its MP3), and the M4B is
+joined from those files' packets, never encoded again: a book's last step is a copy. Its chapters
 are the ones `ffprobe -show_chapters` and audiobook players read (a QuickTime chapter track
 and Nero's `chpl`), and the cover is an attached picture, as Apple Books expects.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-import soundfile
+import numpy.typing as npt
 
 from audiobook_tts.books.reading import Cover
 
@@ -29,7 +31,7 @@ COVER_CODECS = {"image/png": "png", "image/jpeg": "mjpeg"}
 @dataclass(frozen=True)
 class M4bChapter:
     title: str
-    audio: Path  # a lossless file of the chapter (FLAC), at the book's rate
+    audio: Path  # the chapter's AAC in an MP4 file (`encode_aac`), at the book's rate
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,55 @@ class M4bTags:
     cover: Cover | None = None
 
 
+def encode_aac(samples: npt.NDArray[np.float32], rate: int) -> bytes:
+    """One chapter's audio as AAC-LC in an MP4 file of its own (no tags): what the M4B is
+    joined from, packet for packet, so that a chapter is encoded once, when it is finished,
+    and never again when its book is joined."""
+    buffer = io.BytesIO()
+    container = av.open(buffer, "w", format="mp4")
+    audio = container.add_stream("aac", rate=rate, layout="mono")
+    audio.bit_rate = AAC_BITRATE
+    for start in range(0, samples.size, FRAME_SAMPLES):
+        block = np.ascontiguousarray(samples[start : start + FRAME_SAMPLES].reshape(1, -1))
+        frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        container.mux(audio.encode(frame))
+    container.mux(audio.encode(None))
+    container.close()
+    return buffer.getvalue()
+
+
+def aac_samples(path: Path) -> int:
+    """The samples a chapter's AAC file holds, its encoder's priming and last frame's padding
+    included: what it takes of the M4B's timeline (its packets' durations)."""
+    with av.open(str(path)) as source:
+        stream = source.streams.audio[0]
+        time_base = stream.time_base or Fraction(1, stream.rate)
+        ticks = sum(packet.duration or 0 for packet in source.demux(stream) if packet.size)
+    return int(ticks * time_base * stream.rate)
+
+
 def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> float:
-    """Write the M4B to `target` (whole or not at all); returns its duration in seconds."""
-    lengths = [soundfile.info(str(chapter.audio)).frames for chapter in chapters]
-    rates = {soundfile.info(str(chapter.audio)).samplerate for chapter in chapters}
+    """Write the M4B to `target` (whole or not at all) from the chapters' AAC files, their
+    packets copied one after another (no encoding); returns its duration in seconds.
+
+    Each chapter starts where its first packet does: its encoder's priming (1,024 samples of
+    silence, 23 ms at 44.1 kHz) and its last frame's padding stay in, so a chapter's marker
+    spans its AAC, up to two frames longer than its audio, inside its room tone."""
+    rates = set()
+    lengths = []
+    for chapter in chapters:
+        with av.open(str(chapter.audio)) as source:
+            stream = source.streams.audio[0]
+            if stream.codec_context.name != "aac":
+                raise ValueError(f"{chapter.audio.name} is not AAC")
+            rates.add(stream.rate)
+        lengths.append(aac_samples(chapter.audio))
     if len(rates) != 1:
         raise ValueError(f"the chapters differ in sample rate: {sorted(rates)}")
     rate = rates.pop()
+    time_base = Fraction(1, rate)
     # A name of its own: two workers joining one book never write one file.
     temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
     container = av.open(str(temporary), "w", format="mp4", container_options={"brand": "M4B "})
@@ -61,8 +105,9 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
                 "language": tags.language,
             }
         )
-        audio = container.add_stream("aac", rate=rate, layout="mono")
-        audio.bit_rate = AAC_BITRATE
+        with av.open(str(chapters[0].audio)) as first:
+            audio = container.add_stream_from_template(first.streams.audio[0])
+        audio.time_base = time_base
         picture = _cover_stream(container, tags.cover)
         starts = np.concatenate(([0], np.cumsum(lengths)))
         container.set_chapters(
@@ -71,7 +116,7 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
                     "id": number,
                     "start": int(starts[number - 1]),
                     "end": int(starts[number]),
-                    "time_base": Fraction(1, rate),
+                    "time_base": time_base,
                     "metadata": {"title": chapter.title},
                 }
                 for number, chapter in enumerate(chapters, start=1)
@@ -85,16 +130,19 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
             container.mux(packet)
         position = 0
         for chapter in chapters:
-            with soundfile.SoundFile(str(chapter.audio)) as source:
-                for block in source.blocks(blocksize=FRAME_SAMPLES, dtype="float32"):
-                    frame = av.AudioFrame.from_ndarray(
-                        np.ascontiguousarray(block.reshape(1, -1)), format="flt", layout="mono"
-                    )
-                    frame.sample_rate = rate
-                    frame.pts = position
-                    position += block.shape[0]
-                    container.mux(audio.encode(frame))
-        container.mux(audio.encode(None))
+            with av.open(str(chapter.audio)) as source:
+                stream = source.streams.audio[0]
+                ticks = stream.time_base or time_base
+                for packet in source.demux(stream):
+                    if not packet.size:
+                        continue  # the demuxer's end-of-stream marker
+                    duration = int((packet.duration or 0) * ticks * rate)
+                    packet.stream = audio
+                    packet.time_base = time_base
+                    packet.pts = packet.dts = position
+                    packet.duration = duration
+                    container.mux(packet)
+                    position += duration
     except BaseException:
         container.close()
         temporary.unlink(missing_ok=True)

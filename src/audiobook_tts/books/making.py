@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile
-
-from audiobook_tts.audio import encode
-from audiobook_tts.books.m4b import M4bChapter, M4bTags, write_m4b
+from audiobook_tts.audio import encode, encode_mp3_parts
+from audiobook_tts.books.m4b import M4bChapter, M4bTags, aac_samples, encode_aac, write_m4b
 from audiobook_tts.books.reading import Book, Section
 from audiobook_tts.books.speaking import BookSpeaker
 from audiobook_tts.chapter import (
@@ -40,8 +39,8 @@ from audiobook_tts.listening.checking import check_chapter
 from audiobook_tts.listening.listener import Hearing
 
 # Raised when the mastering or the files change, so that chapters kept from before are
-# made again instead of reused.
-MAKING_VERSION = "1"
+# made again instead of reused. 2: each chapter's AAC stored with it, the M4B joined from them.
+MAKING_VERSION = "2"
 M4B_NAME = "book.m4b"
 BOOK_JSON = "book.json"
 
@@ -113,40 +112,59 @@ def chapter_key(
 class MadeChapter:
     flac: Path
     mp3: Path
+    aac: Path
     report: dict[str, object]
 
 
 class ChapterStore:
-    """Made chapters by key: `<key>.flac` (lossless, for the M4B), `<key>.mp3` (ACX),
-    `<key>.json` (the measured levels), the JSON written last: a chapter without it was
-    not finished and is made again."""
+    """Made chapters by key: `<key>.flac` (lossless), `<key>.mp3` (ACX), `<key>.m4a` (the
+    chapter's AAC, which the M4B is joined from), `<key>.json` (the measured levels), the
+    JSON written last: a chapter without it was not finished and is made again."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def get(self, key: str) -> MadeChapter | None:
         made = self._paths(key)
-        if not all(path.exists() for path in (made.flac, made.mp3)) or not self._json(key).exists():
+        files = (made.flac, made.mp3, made.aac, self._json(key))
+        if not all(path.exists() for path in files):
             return None
         try:
             report = json.loads(self._json(key).read_text())
         except (OSError, ValueError):
             return None
-        return MadeChapter(made.flac, made.mp3, report)
+        return MadeChapter(made.flac, made.mp3, made.aac, report)
 
     def put(self, key: str, rendered: RenderedChapter) -> MadeChapter:
+        """Encode and store a mastered chapter: its MP3 (in parts, at its pauses) and FLAC
+        in threads of their own (LAME and libFLAC let go of the GIL) while this one encodes
+        the AAC."""
         self.folder.mkdir(parents=True, exist_ok=True)
         made = self._paths(key)
-        for path, response_format in ((made.flac, "flac"), (made.mp3, "mp3")):
-            write_atomically(path, encode(rendered.samples, rendered.rate, response_format))
+
+        def mp3() -> None:
+            samples, rate = rendered.samples, rendered.rate
+            write_atomically(made.mp3, encode_mp3_parts(samples, rate, rendered.pauses))
+
+        def flac() -> None:
+            write_atomically(made.flac, encode(rendered.samples, rendered.rate, "flac"))
+
+        with ThreadPoolExecutor(2, thread_name_prefix="encoding") as encoders:
+            encoding = [encoders.submit(mp3), encoders.submit(flac)]
+            write_atomically(made.aac, encode_aac(rendered.samples, rendered.rate))
+            for done in encoding:
+                done.result()
         written = json.dumps(rendered.report(), sort_keys=True)
         write_atomically(self._json(key), (written + "\n").encode())
         # The report as `get` will read it (its keys sorted): a book.json is the same whether
         # its chapters were made now or found made.
-        return MadeChapter(made.flac, made.mp3, json.loads(written))
+        return MadeChapter(made.flac, made.mp3, made.aac, json.loads(written))
 
     def _paths(self, key: str) -> MadeChapter:
-        return MadeChapter(self.folder / f"{key}.flac", self.folder / f"{key}.mp3", {})
+        name = self.folder / key
+        return MadeChapter(
+            name.with_suffix(".flac"), name.with_suffix(".mp3"), name.with_suffix(".m4a"), {}
+        )
 
     def _json(self, key: str) -> Path:
         return self.folder / f"{key}.json"
@@ -203,14 +221,38 @@ class BookRequest:
     check: bool = True
 
 
-def finishing_workers(engine: Engine | None = None) -> int:
-    """Threads that master and encode chapters while the engine speaks the next: for an
-    engine on a GPU every CPU but the one that feeds it (the finishing is then what bounds a
-    book); else half the CPUs (the engine has the rest), at least one, at most four."""
+@dataclass(frozen=True)
+class Finishing:
+    """Who masters and encodes the spoken chapters while the engine speaks the next:
+    `workers` at once, each a process of its own (`processes`) or a thread."""
+
+    workers: int
+    processes: bool = False
+
+
+def finishing_for(engine: Engine | None = None) -> Finishing:
+    """For an engine on a GPU, processes (mastering and PyAV's AAC hold the GIL) on every CPU
+    but the one that feeds the GPU, two a chapter (its MP3 and its AAC are encoded at once):
+    the finishing is then what bounds a book. Else threads on half the CPUs (the engine has
+    the rest), at least one, at most four."""
     cpus = os.cpu_count() or 2
     if engine is not None and engine.device.startswith("cuda"):
-        return max(1, cpus - 1)
-    return max(1, min(4, cpus // 2))
+        return Finishing(max(1, (cpus - 1) // 2), processes=True)
+    return Finishing(max(1, min(4, cpus // 2)))
+
+
+def finish_chapter(folder: Path, key: str, spoken: SpokenChapter) -> dict[str, object]:
+    """Master a spoken chapter and store it under `key` in the store at `folder`; its report.
+    Module-level, so that a process of a pool can run it (its arguments travel pickled)."""
+    return ChapterStore(folder).put(key, master_chapter(spoken)).report
+
+
+def finishing_pool(finishing: Finishing) -> Executor:
+    if finishing.processes:
+        # Spawned, not forked: the parent holds a GPU context and threads.
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(finishing.workers, mp_context=context)
+    return ThreadPoolExecutor(finishing.workers, thread_name_prefix="finishing")
 
 
 def make_book(
@@ -223,14 +265,16 @@ def make_book(
     on_progress: Callable[[BookProgress], None] = lambda _: None,
     should_stop: Callable[[], bool] = lambda: False,
     listener: Hearing | None = None,
+    finishing: Finishing | None = None,
 ) -> dict[str, object]:
     """Make (or find made) every planned chapter, then write the chapter MP3s, the M4B and
     book.json into `output`; returns book.json's content. Cancelled when `should_stop` says so
     (checked between sentences); what was made by then is kept.
 
     The engine speaks the chapters in order in this thread; each spoken chapter is mastered,
-    encoded and stored by a finishing thread meanwhile (at most one chapter waits for one),
-    so a fast engine (a GPU) is not held up by the CPU's share of the work. With a
+    encoded (MP3, FLAC and the AAC the M4B is joined from) and stored by a finishing worker
+    meanwhile (`finishing`: by default `finishing_for(engine)`; at most one chapter waits for
+    one), so a fast engine (a GPU) is not held up by the CPU's share of the work. With a
     `listener` (and `request.check`), each chapter is heard before it is finished: sentences
     that do not say their text are retaken or flagged."""
     output.mkdir(parents=True, exist_ok=True)
@@ -241,8 +285,8 @@ def make_book(
         for chapter in planned
     ]
     lock = threading.Lock()
-    workers = finishing_workers(engine)
-    waiting = threading.BoundedSemaphore(workers + 1)
+    finishing = finishing or finishing_for(engine)
+    waiting = threading.BoundedSemaphore(finishing.workers + 1)
 
     def finished(chapter: PlannedChapter, found: MadeChapter) -> MadeChapter:
         _place(found.mp3, output / chapter.file_name)
@@ -261,14 +305,27 @@ def make_book(
         if should_stop():
             raise Cancelled("stopped")
 
-    def finish(chapter: PlannedChapter, key: str, spoken: SpokenChapter) -> MadeChapter:
-        try:
-            return finished(chapter, store.put(key, master_chapter(spoken)))
-        finally:
+    def finish(chapter: PlannedChapter, key: str, spoken: SpokenChapter) -> Future[MadeChapter]:
+        """Hand the chapter to a finishing worker; the future of its stored files, placed."""
+        made: Future[MadeChapter] = Future()
+
+        def stored(report: Future[dict[str, object]]) -> None:
             waiting.release()
+            try:
+                paths = store._paths(key)
+                made.set_result(
+                    finished(
+                        chapter, MadeChapter(paths.flac, paths.mp3, paths.aac, report.result())
+                    )
+                )
+            except BaseException as error:  # handed on to the book's thread
+                made.set_exception(error)
+
+        pool.submit(finish_chapter, store.folder, key, spoken).add_done_callback(stored)
+        return made
 
     results: list[Future[MadeChapter]] = []
-    finishing = ThreadPoolExecutor(workers, thread_name_prefix="finishing")
+    pool = finishing_pool(finishing)
     # The chapters still to speak, their sentences batched across chapters (books/speaking).
     speaker = BookSpeaker(
         engine,
@@ -316,15 +373,15 @@ def make_book(
                 spoken = check_chapter(
                     spoken, engine, request.voice, request.speed, key, listening, doing
                 )
-            waiting.acquire()  # a spoken chapter waits for a finishing thread, no more
-            results.append(finishing.submit(finish, chapter, key, spoken))
+            waiting.acquire()  # a spoken chapter waits for a finishing worker, no more
+            results.append(finish(chapter, key, spoken))
         made = [result.result() for result in results]
     except BaseException:
         # Stopped (Ctrl-C, DELETE, a service stopping) or failed: the chapter being finished
         # is finished and kept; those spoken and still waiting are let go, not waited for.
-        finishing.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
-    finishing.shutdown(wait=True)
+    pool.shutdown(wait=True)
     if should_stop():
         raise Cancelled("stopped")
     return join_book(book, planned, keys, made, engine, request, store, output, listening)
@@ -386,14 +443,15 @@ def join_book(
     if not kept.exists():
         write_m4b(
             [
-                M4bChapter(chapter.section.title, found.flac)
+                M4bChapter(chapter.section.title, found.aac)
                 for chapter, found in zip(planned, made, strict=True)
             ],
             tags,
             kept,
         )
     _place(kept, output / M4B_NAME)
-    duration = sum(soundfile.info(str(found.flac)).frames for found in made) / MASTER_RATE
+    # The M4B's own length: each chapter's AAC, its priming and padding included.
+    duration = sum(aac_samples(found.aac) for found in made) / MASTER_RATE
     description = describe_book(book, planned, made, engine, request, duration, listener)
     write_atomically(
         output / BOOK_JSON, (json.dumps(description, indent=2, ensure_ascii=False) + "\n").encode()

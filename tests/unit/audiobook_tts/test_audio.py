@@ -64,3 +64,32 @@ def test_the_limiter_holds_true_peaks_at_the_ceiling_and_leaves_quiet_audio_alon
     assert float(true_peaks(limited).max()) <= CEILING + 1e-3
     quiet = (loud * 0.5).astype(np.float32)  # a mastered chapter peaks at -4 dBFS or less
     assert limit_true_peak(quiet, RATE) is quiet
+
+
+def test_a_long_mp3_is_encoded_in_parts_cut_at_pauses_into_one_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import av
+
+    from audiobook_tts import audio
+
+    monkeypatch.setattr(audio, "MP3_PART_SECONDS", 1.0)
+    rate = 44100
+    t = np.arange(4 * rate) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    pauses = [int(1.5 * rate), int(2.2 * rate), int(3.5 * rate)]
+    for pause in pauses:
+        samples[pause - 2000 : pause + 2000] = 0.0
+    # Without a cut that leaves a second on each side: one part, exactly `encode`'s file.
+    assert audio.encode_mp3_parts(samples, rate, [int(3.5 * rate)]) == audio.encode(
+        samples, rate, "mp3"
+    )
+    joined = audio.encode_mp3_parts(samples, rate, pauses)  # cut at 1.5 s only (then 2.5 s left)
+    assert joined != audio.encode(samples, rate, "mp3")
+    with av.open(io.BytesIO(joined)) as container:
+        decoded = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    # One stream: every frame decodes; the cut adds its part's delay and padding, no more.
+    assert samples.size <= decoded.size <= samples.size + 2 * 2 * 1152
+    assert float(np.abs(decoded).max()) <= 10 ** (-1 / 20) + 0.05
+    read, read_rate = soundfile.read(io.BytesIO(joined), dtype="float32")
+    assert read_rate == rate and abs(read.size - decoded.size) <= 2 * 1152

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audiobook_tts.books.making import Finishing
 from audiobook_tts.books.speaking import BookSpeaker, batches_across_chapters, speak_chapters
 from audiobook_tts.chapter import ChapterError, SpokenChapter, speak_chapter
 from audiobook_tts.engines.base import Audio, Voice
@@ -153,6 +154,7 @@ def make(
     tmp_path: Path,
     name: str,
     should_stop: Callable[[], bool] = lambda: False,
+    finishing: Finishing | None = None,
 ) -> Path:
     from audiobook_tts.books.making import BookRequest, ChapterStore, make_book, plan_chapters
     from audiobook_tts.books.reading import read_book
@@ -165,7 +167,14 @@ def make(
     store = ChapterStore(tmp_path / f"store-{name}")
     output = tmp_path / name
     make_book(
-        book, plan_chapters(book), engine, BookRequest("0"), store, output, should_stop=should_stop
+        book,
+        plan_chapters(book),
+        engine,
+        BookRequest("0"),
+        store,
+        output,
+        should_stop=should_stop,
+        finishing=finishing,
     )
     return output
 
@@ -198,3 +207,22 @@ def test_a_book_batched_across_chapters_is_byte_for_byte_the_book_chapter_by_cha
     assert 0 < said < sum(len(batch) for batch in by_chapter.batches)  # chapter 2 was kept
     for name in FILES:
         assert (again / name).read_bytes() == (one / name).read_bytes(), name
+
+
+def test_chapters_finished_in_processes_are_the_chapters_finished_in_threads(
+    tmp_path: Path,
+) -> None:
+    # A GPU's book finishes its chapters in spawned processes (mastering and the AAC hold
+    # the GIL): the same files as threads make, each chapter's AAC joined into the M4B.
+    threads = make(BatchingTone(batch_size=4), tmp_path, "threads", finishing=Finishing(2))
+    processes = make(
+        BatchingTone(batch_size=4),
+        tmp_path,
+        "processes",
+        finishing=Finishing(2, processes=True),
+    )
+    for name in FILES:
+        assert (processes / name).read_bytes() == (threads / name).read_bytes(), name
+    assert (
+        sorted(path.suffix for path in (tmp_path / "store-processes").glob("*.m4a")) == [".m4a"] * 3
+    )

@@ -100,6 +100,23 @@ def test_a_chapter_in_batches_is_the_chapter_sentence_by_sentence(engine: CsmEng
     assert seen == [(3, 4), (4, 4)]  # progress per batch: 3 sentences, then the last
 
 
+def test_the_codec_decodes_rows_together_as_it_decodes_each_alone(engine: CsmEngine) -> None:
+    # A GPU decodes a batch's sentences in one codec call, each to its own cut: a row's
+    # frames past its cut change nothing before it (float rounding aside).
+    import torch
+
+    generator = torch.Generator().manual_seed(5)
+    books = engine.model.config.num_codebooks
+    sequences = [torch.randint(0, 30, (frames, books), generator=generator) for frames in (9, 6, 4)]
+    cuts = [9, 3, 0]
+    alone = engine.decode_audio(sequences, cuts, rows=1)
+    together = engine.decode_audio(sequences, cuts, rows=3)
+    assert sorted(alone) == sorted(together) == [0, 1]  # nothing to decode for a cut of 0
+    for index in alone:
+        assert together[index].size == cuts[index] * 1920
+        np.testing.assert_allclose(together[index], alone[index], atol=1e-4)
+
+
 @pytest.mark.parametrize("voice", ["alloy", "narrator"])
 def test_the_fast_decoder_matches_generate_token_for_token(engine: CsmEngine, voice: str) -> None:
     """Static caches and hand-written steps against transformers' own greedy `generate`,
