@@ -1,7 +1,7 @@
 #!/bin/bash
 # The engine benchmark as run on the lent GPU machines (no network there): wheels the image
 # lacks (carried in .whl/), then `python -m audiobook_tts.enginebench` with MODE's flags.
-# Usage: OUT=folder bash docs/engine-bench/device-run.sh h200|h200-book|final|x2|eager
+# Usage: OUT=folder bash docs/engine-bench/device-run.sh h200|h200-book|final|x2|eager|book|tests|profile
 set -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -22,7 +22,11 @@ case "$1" in
         bench --runs 1 --devices 2 --batch 128 --book 6 "${@:2}" ;;
     eager)
         bench --no-compile --profile --frames 125 ;;
+    book)
+        bench --runs 3 --batch 256 --book 6 ;;
+    tests)
+        python3 -m pytest -q -p no:cacheprovider --noconftest "${@:2}" ;;
     profile)
         python3 docs/engine-bench/profile-book.py "${@:2}" ;;
-    *) echo "MODE: h200, h200-book, final, x2, eager or profile"; exit 2 ;;
+    *) echo "MODE: h200, h200-book, final, x2, eager, book, tests or profile"; exit 2 ;;
 esac

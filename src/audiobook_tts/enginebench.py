@@ -44,7 +44,14 @@ from typing import Any
 
 import numpy as np
 
-from audiobook_tts.books.making import BookRequest, ChapterStore, make_book, plan_chapters
+from audiobook_tts.books.making import (
+    BookProgress,
+    BookRequest,
+    ChapterStore,
+    finishing_for,
+    make_book,
+    plan_chapters,
+)
 from audiobook_tts.books.reading import read_book
 from audiobook_tts.chapter import chunks
 from audiobook_tts.engines.base import Engine, EngineError, sentence_seed, synthesize_all
@@ -475,8 +482,20 @@ def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dic
     book = read_book(source)
     planned = plan_chapters(book)
     store = ChapterStore(folder / "chapters")
+    # When the last sentence was spoken and each chapter was finished (stored), from the start.
+    marks: dict[str, list[float]] = {"spoken": [], "finished": []}
+    done = [0]
+
+    def noted(progress: BookProgress) -> None:
+        now = time.perf_counter() - started
+        if progress.sentences_done == progress.sentences_total and not marks["spoken"]:
+            marks["spoken"].append(now)
+        if progress.chapters_done > done[0]:
+            done[0] = progress.chapters_done
+            marks["finished"].append(now)
+
     started = time.perf_counter()
-    made = make_book(book, planned, engine, BookRequest(voice), store, folder / "first")
+    made = make_book(book, planned, engine, BookRequest(voice), store, folder / "first", noted)
     first = time.perf_counter() - started
     started = time.perf_counter()
     make_book(book, planned, engine, BookRequest(voice), store, folder / "again")
@@ -493,6 +512,12 @@ def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dic
         "meets_acx": made["meets_acx"],
         "again_seconds": round(again, 1),
         "path": "make_book: sentences, mastering, chapter MP3s, the M4B (AAC), book.json",
+        "timeline": {
+            "last_sentence_spoken": round(marks["spoken"][0], 1) if marks["spoken"] else None,
+            "chapters_finished": [round(mark, 1) for mark in marks["finished"]],
+            "joined": round(first, 1),
+            "finishing": f"{finishing_for(engine)}",
+        },
     }
 
 
