@@ -213,10 +213,13 @@ def encode(samples: Samples, sample_rate: int, response_format: str) -> bytes:
 # A long recording's MP3 is encoded in parts of at least this long, at once (LAME runs at
 # about 55x real time on one core of an H200's host: 15 s for a 14-minute chapter).
 MP3_PART_SECONDS = 60.0
+# Parts encoded at once for one recording: a book finishes several chapters at a time, each
+# with its AAC (one core) beside its MP3; more threads only take cores from those.
+MP3_THREADS = 2
 
 
 def encode_mp3_parts(samples: Samples, rate: int, cuts: Sequence[int]) -> bytes:
-    """One MP3 (CBR, as `encode`) of `samples` encoded in parts at once, a thread each (LAME
+    """One MP3 (CBR, as `encode`) of `samples` encoded in parts, `MP3_THREADS` at once (LAME
     lets go of the GIL), cut at some of `cuts` (sample positions in quiet pauses) so that each
     part is at least `MP3_PART_SECONDS` long. CBR frames without a header join into one
     valid stream; each part adds its encoder's delay and padding (under 60 ms) of silence
@@ -229,7 +232,7 @@ def encode_mp3_parts(samples: Samples, rate: int, cuts: Sequence[int]) -> bytes:
     bounds = [0, *chosen, samples.size]
     if len(bounds) == 2:
         return encode(samples, rate, "mp3")
-    with ThreadPoolExecutor(len(bounds) - 1, thread_name_prefix="mp3") as pool:
+    with ThreadPoolExecutor(min(MP3_THREADS, len(bounds) - 1), thread_name_prefix="mp3") as pool:
         parts = pool.map(
             lambda edge: encode(samples[edge[0] : edge[1]], rate, "mp3"),
             itertools.pairwise(bounds),

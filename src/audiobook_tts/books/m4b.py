@@ -133,15 +133,15 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
             with av.open(str(chapter.audio)) as source:
                 stream = source.streams.audio[0]
                 ticks = stream.time_base or time_base
-                for packet in source.demux(stream):
-                    if not packet.size:
+                for copied in source.demux(stream):
+                    if not copied.size:
                         continue  # the demuxer's end-of-stream marker
-                    duration = int((packet.duration or 0) * ticks * rate)
-                    packet.stream = audio
-                    packet.time_base = time_base
-                    packet.pts = packet.dts = position
-                    packet.duration = duration
-                    container.mux(packet)
+                    duration = int((copied.duration or 0) * ticks * rate)
+                    copied.stream = audio
+                    copied.time_base = time_base
+                    copied.pts = copied.dts = position
+                    copied.duration = duration
+                    container.mux(copied)
                     position += duration
     except BaseException:
         container.close()

@@ -251,7 +251,10 @@ def finishing_pool(finishing: Finishing) -> Executor:
     if finishing.processes:
         # Spawned, not forked: the parent holds a GPU context and threads.
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(finishing.workers, mp_context=context)
+        pool = ProcessPoolExecutor(finishing.workers, mp_context=context)
+        for _ in range(finishing.workers):
+            pool.submit(int)  # started now, while the engine speaks, not when a chapter waits
+        return pool
     return ThreadPoolExecutor(finishing.workers, thread_name_prefix="finishing")
 
 
@@ -440,8 +443,10 @@ def join_book(
     # costs links, not an AAC encoding of every hour.
     tags = M4bTags(book.title, book.author, book.language, book.cover)
     kept = store.folder / f"{m4b_key(keys, planned, tags)}.m4b"
+    # The M4B's own length: each chapter's AAC, its priming and padding included.
+    seconds = None
     if not kept.exists():
-        write_m4b(
+        seconds = write_m4b(
             [
                 M4bChapter(chapter.section.title, found.aac)
                 for chapter, found in zip(planned, made, strict=True)
@@ -450,8 +455,9 @@ def join_book(
             kept,
         )
     _place(kept, output / M4B_NAME)
-    # The M4B's own length: each chapter's AAC, its priming and padding included.
-    duration = sum(aac_samples(found.aac) for found in made) / MASTER_RATE
+    if seconds is None:
+        seconds = sum(aac_samples(found.aac) for found in made) / MASTER_RATE
+    duration = seconds
     description = describe_book(book, planned, made, engine, request, duration, listener)
     write_atomically(
         output / BOOK_JSON, (json.dumps(description, indent=2, ensure_ascii=False) + "\n").encode()

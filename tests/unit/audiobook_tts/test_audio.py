@@ -86,7 +86,7 @@ def test_a_long_mp3_is_encoded_in_parts_cut_at_pauses_into_one_stream(
     )
     joined = audio.encode_mp3_parts(samples, rate, pauses)  # cut at 1.5 s only (then 2.5 s left)
     assert joined != audio.encode(samples, rate, "mp3")
-    with av.open(io.BytesIO(joined)) as container:
+    with av.open(io.BytesIO(joined), "r") as container:
         decoded = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
     # One stream: every frame decodes; the cut adds its part's delay and padding, no more.
     assert samples.size <= decoded.size <= samples.size + 2 * 2 * 1152
