@@ -288,7 +288,9 @@ def bench(
 @clear_errors
 def ci(c: Context, no_smoke: bool = False, cache: str = "") -> None:
     """What every CI runs: build with the CI's cache, push, smoke test, write a summary."""
-    options = ci_run.CiOptions.from_config(dict(c.config.get("ci", None) or {}), cache, not no_smoke)
+    options = ci_run.CiOptions.from_config(
+        dict(c.config.get("ci", None) or {}), cache, not no_smoke
+    )
     ci_run.run_ci(settings_from(c.config), say, options=options)
 
 

@@ -29,7 +29,6 @@ from imagebuild.output import Printer, human_bytes
 from imagebuild.plan.config import Settings
 from imagebuild.plan.request import BuildRequest
 
-
 CI_CACHES = ("registry", "inline")
 
 
