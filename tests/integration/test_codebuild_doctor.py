@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import boto3
@@ -67,7 +67,7 @@ LOCAL_MODES = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
 def make_project(
     name: str,
     ci_cache: str,
-    docker_server: dict[str, object] | None = None,
+    docker_server: Mapping[str, object] | None = None,
     privileged: bool = False,
     local_modes: list[str] | None = None,
 ) -> None:
@@ -80,7 +80,7 @@ def make_project(
         "environmentVariables": [{"name": "INVOKE_CI_CACHE", "value": ci_cache}],
     }
     if docker_server is not None:
-        environment["dockerServer"] = docker_server
+        environment["dockerServer"] = dict(docker_server)
     boto3.client("codebuild").create_project(
         name=name,
         source={"type": "GITHUB", "location": "https://example.invalid/audiobook-tts.git"},
