@@ -172,3 +172,62 @@ def test_the_lifecycle_rules_bound_cache_tags_and_untagged_manifests() -> None:
     # ECR requires the "any" rule to come last.
     assert rules[-1]["selection"]["tagStatus"] == "any"
     assert all(rule["action"]["type"] == "expire" for rule in rules)
+
+
+# Not arguments of a resource: Terraform's own meta-arguments and python-hcl2's bookkeeping.
+META = {"count", "for_each", "depends_on", "lifecycle", "provider", "dynamic"}
+
+
+def unknown_names(body: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    """Each argument or block of `body` that the provider's schema does not have, by path."""
+    unknown: list[str] = []
+    for key, value in body.items():
+        if key.startswith("__") or key in META:
+            continue
+        if key not in schema:
+            unknown.append(f"{where}.{key}")
+        elif isinstance(schema[key], dict):
+            for block in value if isinstance(value, list) else [value]:
+                unknown += unknown_names(block, schema[key], f"{where}.{key}")
+    for item in body.get("dynamic", []):
+        for label, dynamic_block in item.items():
+            name = label.strip('"')
+            if not isinstance(schema.get(name), dict):
+                unknown.append(f"{where}.dynamic {name}")
+                continue
+            for content in dynamic_block["content"]:
+                unknown += unknown_names(content, schema[name], f"{where}.{name}")
+    return unknown
+
+
+def test_every_argument_and_block_is_in_the_providers_schema() -> None:
+    """Short of `terraform validate`: the names infra/codebuild.tf uses, against the schema of
+    hashicorp/aws 6.2.0 (tests/unit/infra/aws_provider_schema.json says where it comes from).
+    Types, values and references are not checked."""
+    schema = json.loads((ROOT / "tests/unit/infra/aws_provider_schema.json").read_text())
+    assert schema["provider_version"] == "6.2.0"
+    unknown: list[str] = []
+    checked = 0
+    for kind in ("resource", "data"):
+        for block in document().get(kind, []):
+            for label, named in block.items():
+                resource_type = label.strip('"')
+                assert resource_type in schema[kind], f"{kind} {resource_type} is not in the schema"
+                for name, body in named.items():
+                    unknown += unknown_names(body, schema[kind][resource_type], name.strip('"'))
+                    checked += 1
+    assert unknown == []
+    assert checked >= 14
+
+
+def test_the_schema_check_finds_a_misspelt_argument() -> None:
+    schema = json.loads((ROOT / "tests/unit/infra/aws_provider_schema.json").read_text())
+    project = resources("aws_codebuild_project")["image"]
+    environment = dict(first(project["environment"]))
+    environment["dynamic"] = [
+        {'"docker_server"': {"content": [{"compute_type": "x", "security_groups_ids": []}]}}
+    ]
+    misspelt = {**project, "environment": [environment]}
+    assert unknown_names(misspelt, schema["resource"]["aws_codebuild_project"], "image") == [
+        "image.environment.docker_server.security_groups_ids"
+    ]
