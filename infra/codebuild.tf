@@ -7,14 +7,15 @@
 # Where the layers are kept between builds, one of two (var.docker_server):
 #
 # - Docker Server (the default): CodeBuild keeps one Docker server per project (AWS, May 2025).
-#   The build's Docker CLI talks to it over the network (port 9876), so its engine, its
+#   The build's Docker CLI reaches it over the network (TCP 9876), so its engine, its
 #   BuildKit cache and its images outlive the build: the next build finds every unchanged
 #   layer already there, nothing to pull. AWS's own example went from 24 min 54 s to 16 s.
 #   Costs: the server's compute type is billed while builds run, on top of the build's own
 #   (CodeBuild's pricing page has the rates); it is stopped between builds and kept for up
 #   to a month before it is recycled (then one cold build). x86 Linux only: CodeBuild refuses
 #   it for ARM_CONTAINER. `inv ci` builds with the engine's own builder (INVOKE_CI_CACHE=
-#   inline): a `docker buildx create` builder would not run on the server.
+#   inline): users of the feature report that a `docker buildx create` builder does not
+#   build on the server.
 # - ECR registry cache (docker_server = false): `inv ci` exports the cache to
 #   <repository>:buildcache through a docker-container builder (cache-to
 #   type=registry,mode=max,image-manifest=true,oci-mediatypes=true; ECR needs the last two),
