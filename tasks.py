@@ -161,11 +161,19 @@ def lock(
     check: bool = False,
 ) -> None:
     """pip-compile every requirements group (hashes; torch pinned on its own), in order."""
-    requirements = settings_from(c.config).root / "requirements"
+    settings = settings_from(c.config)
+    requirements = settings.root / "requirements"
     if check:
-        lock_files.check_or_fail(requirements, say)
+        lock_files.check_or_fail(requirements, settings.dockerfile, say)
         return
-    lock_files.lock(requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group))
+    lock_files.lock(
+        requirements,
+        settings.dockerfile,
+        say,
+        tuple(upgrade_package or ()),
+        upgrade,
+        split_values(group),
+    )
 
 
 @task
@@ -277,11 +285,21 @@ def bench(
         bench_results.publish(out_dir, settings.root, say)
 
 
-@task(help={"no_smoke": "build and push only; skip the smoke test (nox -s smoke)"})
+@task(
+    help={
+        "no_smoke": "build and push only; skip the smoke test (nox -s smoke)",
+        "cache": "registry (the cache in <registry>/<image>:buildcache, for runners that start "
+        "cold) or inline (the engine keeps its own cache: CodeBuild's Docker Server); "
+        "default: ci.cache in invoke.yaml, INVOKE_CI_CACHE",
+    }
+)
 @clear_errors
-def ci(c: Context, no_smoke: bool = False) -> None:
-    """What every CI runs: build with the registry cache, push, smoke test, write a summary."""
-    ci_run.run_ci(settings_from(c.config), say, smoke=not no_smoke)
+def ci(c: Context, no_smoke: bool = False, cache: str = "") -> None:
+    """What every CI runs: build with the CI's cache, push, smoke test, write a summary."""
+    options = ci_run.CiOptions.from_config(
+        dict(c.config.get("ci", None) or {}), cache, not no_smoke
+    )
+    ci_run.run_ci(settings_from(c.config), say, options=options)
 
 
 @task(

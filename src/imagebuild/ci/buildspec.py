@@ -137,6 +137,35 @@ def parse_buildspec(text: str) -> Buildspec:
     )
 
 
+# What the project's buildspec may run: the virtual environment, its locked tools, and `inv`.
+SETUP_COMMANDS = ("python3 -m venv .venv", ".venv/bin/pip install -r requirements/dev.txt")
+INV = ".venv/bin/inv "
+# Chosen by the CodeBuild project (infra/codebuild.tf), never by the buildspec: with the
+# Docker Server `inline`, with the ECR registry cache `registry`.
+PROJECT_CHOSEN = ("INVOKE_CI_CACHE",)
+
+
+def ci_problems(spec: Buildspec) -> list[str]:
+    """Why this buildspec is not the project's CI: each command is the setup or an `inv` task
+    (nothing a person would not run), the build phase is `inv ci`, and the cache is left to
+    the project. Empty when it is."""
+    problems: list[str] = []
+    for phase in spec.phases:
+        for command in (*phase.commands, *phase.finally_commands):
+            if command not in SETUP_COMMANDS and not command.startswith(INV):
+                problems.append(f"phases.{phase.name}: {command!r} is not an inv task")
+    build = next((phase for phase in spec.phases if phase.name == "build"), None)
+    if build is None or build.commands != (INV + "ci",):
+        problems.append("phases.build must run `.venv/bin/inv ci` and nothing else")
+    problems += [
+        f"env.variables sets {name}: the CodeBuild project chooses it ({name} in "
+        "infra/codebuild.tf)"
+        for name, _ in spec.variables
+        if name in PROJECT_CHOSEN
+    ]
+    return problems
+
+
 @dataclass
 class PhaseResult:
     name: str

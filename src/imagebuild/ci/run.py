@@ -1,8 +1,13 @@
 """`inv ci`: the one sequence every CI runs (.ci/run, buildspec.yml, the GitHub workflow).
 
-Build with the registry cache, push, smoke-test the image, and write the digest and a build
+Build with the CI's cache, push, smoke-test the image, and write the digest and a build
 summary where the CI shows it: $GITHUB_STEP_SUMMARY on GitHub, the build log (standard
 output) on CodeBuild and everywhere else, and build-logs/ci-summary.md always.
+
+The cache (`ci.cache` in invoke.yaml, INVOKE_CI_CACHE, `inv ci --cache`): `registry` for a
+runner that starts cold (the cache in the registry, tag buildcache), `inline` for an engine
+that outlives the build and keeps its own cache (CodeBuild's Docker Server): no
+docker-container builder, which would not run on that server.
 """
 
 from __future__ import annotations
@@ -15,13 +20,38 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imagebuild.build.flow import build
 from imagebuild.engine.report import BuildReport
-from imagebuild.errors import ImageBuildError
+from imagebuild.errors import ImageBuildError, UsageError
 from imagebuild.output import Printer, human_bytes
 from imagebuild.plan.config import Settings
 from imagebuild.plan.request import BuildRequest
+
+CI_CACHES = ("registry", "inline")
+
+
+@dataclass(frozen=True)
+class CiOptions:
+    """What `inv ci` was asked: its cache mode (one of CI_CACHES) and whether to smoke-test."""
+
+    cache: str = "registry"
+    smoke: bool = True
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any], cache_flag: str, smoke: bool) -> CiOptions:
+        """The `ci` section of the Invoke config, a non-empty --cache flag over it."""
+        unknown = sorted(set(section) - {"cache"})
+        if unknown:
+            raise UsageError(f"unknown ci setting(s) {', '.join(unknown)}; known: cache")
+        cache = cache_flag or str(section.get("cache", "registry"))
+        if cache not in CI_CACHES:
+            raise UsageError(
+                f"ci cache {cache!r} is not one of {', '.join(CI_CACHES)} "
+                "(INVOKE_CI_CACHE, ci.cache in invoke.yaml, or inv ci --cache)"
+            )
+        return cls(cache=cache, smoke=smoke)
 
 
 @dataclass(frozen=True)
@@ -104,16 +134,19 @@ def run_ci(
     settings: Settings,
     printer: Printer,
     environ: Mapping[str, str] | None = None,
-    smoke: bool = True,
+    options: CiOptions = CiOptions(),
 ) -> BuildReport:
-    """Build (registry cache), push, smoke test, summary. Fails after writing the summary."""
+    """Build (the CI's cache), push, smoke test, summary. Fails after writing the summary."""
     env = os.environ if environ is None else environ
     run = CiRun.from_environ(env, settings.root)
-    printer(f"ci: {run.system} run {run.build_id or '(local)'} of commit {run.commit or '?'}")
-    request = BuildRequest(tags=run.tags(settings), cache_mode="registry", push=True, load=True)
+    printer(
+        f"ci: {run.system} run {run.build_id or '(local)'} of commit {run.commit or '?'}, "
+        f"{options.cache} cache"
+    )
+    request = BuildRequest(tags=run.tags(settings), cache_mode=options.cache, push=True, load=True)
     notes: list[str] = []
     report = build(settings, request, lambda line: _keep_notes(line, notes, printer))
-    passed = run_smoke(settings.root, printer) if smoke else None
+    passed = run_smoke(settings.root, printer) if options.smoke else None
     verdict = {True: "passed", False: "FAILED", None: "not run (--no-smoke)"}[passed]
     summary = summary_markdown(report, run, verdict, tuple(notes))
     path = settings.log_path / "ci-summary.md"

@@ -158,16 +158,20 @@ def dpkg_installed(package: str) -> bool:
 TEST_PACKAGES = ("ffmpeg", "redis-server", "espeak-ng")
 # The compose file's test and measurement: `docker compose up --scale worker=N`.
 COMPOSE_PACKAGE = "docker-compose"
+# infra/codebuild.tf read by HashiCorp's own HCL parser (tests/integration/test_infra_hcl.py):
+# no Terraform binary can be had here; Debian packages this one, in trixie only.
+TRIXIE_ONLY_TEST_PACKAGES = (COMPOSE_PACKAGE, "terraform-config-inspect")
 
 
 def install_test_tools(settings: Settings, printer: Printer) -> None:
     """The Debian packages the tests use on the host, installed when missing."""
     missing = [name for name in TEST_PACKAGES if not dpkg_installed(name)]
-    if not dpkg_installed(COMPOSE_PACKAGE):
-        # 2.x: from trixie (pinned low) where the engine came from there, as `inv up` does.
-        missing.append(f"{COMPOSE_PACKAGE}/trixie" if APT_SOURCE.exists() else COMPOSE_PACKAGE)
+    for name in TRIXIE_ONLY_TEST_PACKAGES:
+        if not dpkg_installed(name):
+            # From trixie (pinned low) where the engine came from there, as `inv up` does.
+            missing.append(f"{name}/trixie" if APT_SOURCE.exists() else name)
     if not missing:
-        printer(f"test tools: {', '.join((*TEST_PACKAGES, COMPOSE_PACKAGE))} installed")
+        printer(f"test tools: {', '.join((*TEST_PACKAGES, *TRIXIE_ONLY_TEST_PACKAGES))} installed")
         return
     require_root_debian(f"the tests need {', '.join(missing)}")
     install_packages(missing, StatePaths(settings.state_dir), printer)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.ci.buildspec import codebuild_environment, parse_buildspec, run_buildspec
+from imagebuild.ci.buildspec import (
+    ci_problems,
+    codebuild_environment,
+    parse_buildspec,
+    run_buildspec,
+)
 from imagebuild.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -27,8 +32,43 @@ def test_the_projects_buildspec_is_valid_and_calls_inv_ci() -> None:
     ]
     build = next(phase for phase in buildspec.phases if phase.name == "build")
     assert build.commands == (".venv/bin/inv ci",)
-    assert ("INVOKE_IMAGEBUILD_CACHE", "registry") in buildspec.variables
     assert "build-logs/**/*" in buildspec.artifact_files
+    # Either cache of infra/codebuild.tf: the project sets INVOKE_CI_CACHE, not this file.
+    assert ci_problems(buildspec) == []
+
+
+@pytest.mark.parametrize(
+    ("phases", "extra", "problem"),
+    [
+        (
+            "  build:\n    commands:\n      - .venv/bin/inv ci\n"
+            "      - docker buildx create --use\n",
+            "",
+            "phases.build: 'docker buildx create --use' is not an inv task",
+        ),
+        (
+            "  build:\n    commands:\n      - .venv/bin/inv build --push\n",
+            "",
+            "phases.build must run `.venv/bin/inv ci` and nothing else",
+        ),
+        (
+            "  build:\n    commands:\n      - .venv/bin/inv ci\n",
+            "env:\n  variables:\n    INVOKE_CI_CACHE: registry\n",
+            "env.variables sets INVOKE_CI_CACHE: the CodeBuild project chooses it",
+        ),
+        (
+            "  post_build:\n    commands:\n      - .venv/bin/inv history\n"
+            "    finally:\n      - curl -X POST https://example.invalid/hook\n",
+            "",
+            "phases.post_build: 'curl -X POST https://example.invalid/hook' is not an inv task",
+        ),
+    ],
+)
+def test_a_buildspec_that_is_not_the_projects_ci_is_named(
+    phases: str, extra: str, problem: str
+) -> None:
+    problems = ci_problems(parse_buildspec(spec(phases, extra)))
+    assert any(found.startswith(problem) for found in problems), problems
 
 
 @pytest.mark.parametrize(
