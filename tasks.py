@@ -161,19 +161,11 @@ def lock(
     check: bool = False,
 ) -> None:
     """pip-compile every requirements group (hashes; torch pinned on its own), in order."""
-    settings = settings_from(c.config)
-    requirements = settings.root / "requirements"
+    requirements = settings_from(c.config).root / "requirements"
     if check:
-        lock_files.check_or_fail(requirements, settings.dockerfile, say)
+        lock_files.check_or_fail(requirements, say)
         return
-    lock_files.lock(
-        requirements,
-        settings.dockerfile,
-        say,
-        tuple(upgrade_package or ()),
-        upgrade,
-        split_values(group),
-    )
+    lock_files.lock(requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group))
 
 
 @task

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagebuild.errors import ImageBuildError
-from imagebuild.locks.layers import stale_layer_files, write_layer_files
 from imagebuild.output import Printer
 from imagebuild.plan.config import HostPackageSettings
 
@@ -205,13 +204,12 @@ def _run_compile(
 
 def lock(
     requirements: Path,
-    dockerfile: Path,
     printer: Printer,
     upgrade_packages: Sequence[str] = (),
     upgrade: bool = False,
     only: Sequence[str] = (),
 ) -> list[Path]:
-    """Compile every group in dependency order, then the package layers' map and stages."""
+    """Compile every group in dependency order; returns the lock files written."""
     host = HostPackageSettings.current()
     env = compile_environment(os.environ)
     groups = present_groups(requirements)
@@ -234,9 +232,6 @@ def lock(
             requirements,
         )
         written.append(output)
-    for path in write_layer_files(requirements, dockerfile):
-        printer(f"lock: package layers -> {path.name}")
-        written.append(path)
     return written
 
 
@@ -278,14 +273,7 @@ def check_locks(requirements: Path, printer: Printer) -> list[StaleLock]:
     return stale
 
 
-def check_or_fail(requirements: Path, dockerfile: Path, printer: Printer) -> None:
-    layer_files = stale_layer_files(requirements, dockerfile)
-    if layer_files:
-        names = ", ".join(str(path) for path in layer_files)
-        raise ImageBuildError(
-            f"{names}: not what the locks give (package layers); run `inv lock` and commit"
-        )
-    printer("lock check: requirements/layers.txt and the Dockerfile's layer stages are current")
+def check_or_fail(requirements: Path, printer: Printer) -> None:
     stale = check_locks(requirements, printer)
     if not stale:
         printer("lock check: every lock matches its .in")
