@@ -152,6 +152,15 @@ CACHED_LOG = [
 ]
 
 
+def doctor_with_image_and_cache(aws: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The project's image and its buildcache tag in ECR, a cached build logged; the doctor run."""
+    boto3.client("ecr").create_repository(repositoryName="audiobook-tts")
+    push_image("audiobook-tts", "latest")
+    push_image("audiobook-tts", "buildcache")
+    log_build("audiobook-tts", CACHED_LOG)
+    return doctor("audiobook-tts", aws)
+
+
 def test_the_default_project_has_the_docker_server_and_needs_no_registry_cache(
     aws: dict[str, str],
 ) -> None:
@@ -178,11 +187,7 @@ def test_the_default_project_has_the_docker_server_and_needs_no_registry_cache(
 
 def test_the_ecr_registry_cache_variant_passes_with_its_cache_in_ecr(aws: dict[str, str]) -> None:
     make_project("audiobook-tts", "registry", privileged=True, local_modes=LOCAL_MODES)
-    boto3.client("ecr").create_repository(repositoryName="audiobook-tts")
-    push_image("audiobook-tts", "latest")
-    push_image("audiobook-tts", "buildcache")
-    log_build("audiobook-tts", CACHED_LOG)
-    result = doctor("audiobook-tts", aws)
+    result = doctor_with_image_and_cache(aws)
     text = result.stdout
     assert result.returncode == 0, text + result.stderr
     assert "ok    codebuild project: audiobook-tts: privileged" in text
@@ -195,11 +200,7 @@ def test_the_seeds_local_layer_cache_alone_warns_and_names_the_stronger_ones(
     aws: dict[str, str],
 ) -> None:
     make_project("audiobook-tts", "inline", privileged=True, local_modes=LOCAL_MODES)
-    boto3.client("ecr").create_repository(repositoryName="audiobook-tts")
-    push_image("audiobook-tts", "latest")
-    push_image("audiobook-tts", "buildcache")
-    log_build("audiobook-tts", CACHED_LOG)
-    result = doctor("audiobook-tts", aws)
+    result = doctor_with_image_and_cache(aws)
     text = result.stdout
     assert result.returncode == 0, text + result.stderr
     assert (
