@@ -22,6 +22,9 @@ from audiobook_tts.listening.report import ChapterCheck
 MASTER_RATE = 44100
 HEAD_SECONDS = 0.75
 TAIL_SECONDS = 2.0
+# A chapter is a whole number of AAC frames long, so that an M4B joined from its chapters'
+# AAC lasts, and decodes to, exactly what the chapters do (books/m4b.py).
+CHAPTER_SAMPLES_MULTIPLE = 1024
 SENTENCE_PAUSE = 0.4
 PARAGRAPH_PAUSE = 1.0
 TARGET_RMS_DB = -20.0
@@ -215,7 +218,9 @@ def master_chapter(spoken: SpokenChapter) -> RenderedChapter:
     # Room tone under the pauses too: a pause of digital zero would be the noise floor.
     speech = speech + room_tone(speech.size, rng)
     head = room_tone(int(HEAD_SECONDS * MASTER_RATE), rng)
-    tail = room_tone(int(TAIL_SECONDS * MASTER_RATE), rng)
+    tail_samples = int(TAIL_SECONDS * MASTER_RATE)
+    tail_samples += -(head.size + speech.size + tail_samples) % CHAPTER_SAMPLES_MULTIPLE
+    tail = room_tone(tail_samples, rng)
     full = np.concatenate([head, speech, tail]).astype(np.float32)
     pauses = []
     position = head.size

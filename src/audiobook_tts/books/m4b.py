@@ -62,12 +62,16 @@ def encode_aac(samples: npt.NDArray[np.float32], rate: int) -> bytes:
 
 
 def aac_samples(path: Path) -> int:
-    """The samples a chapter's AAC file holds, its encoder's priming and last frame's padding
-    included: what it takes of the M4B's timeline (its packets' durations)."""
+    """The samples a chapter's AAC file decodes to: its packets' durations, less its
+    encoder's priming (the packet before time 0, which the file's edit list skips)."""
     with av.open(str(path)) as source:
         stream = source.streams.audio[0]
         time_base = stream.time_base or Fraction(1, stream.rate)
-        ticks = sum(packet.duration or 0 for packet in source.demux(stream) if packet.size)
+        ticks = sum(
+            packet.duration or 0
+            for packet in source.demux(stream)
+            if packet.size and (packet.pts is None or packet.pts >= 0)
+        )
     return int(ticks * time_base * stream.rate)
 
 
@@ -75,9 +79,13 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
     """Write the M4B to `target` (whole or not at all) from the chapters' AAC files, their
     packets copied one after another (no encoding); returns its duration in seconds.
 
-    Each chapter starts where its first packet does: its encoder's priming (1,024 samples of
-    silence, 23 ms at 44.1 kHz) and its last frame's padding stay in, so a chapter's marker
-    spans its AAC, up to two frames longer than its audio, inside its room tone."""
+    The first chapter keeps its encoder's priming (1,024 samples before time 0, which the
+    M4B's edit list skips, as the chapter's own file does); the others' priming packets are
+    left out, so each chapter spans exactly its audio and its marker falls where the chapter
+    MP3s put it. The decoder then carries the previous chapter's last frame into the next
+    one's first instead of that chapter's priming: a seam of one frame (23 ms), inside room
+    tone. A chapter a whole number of frames long (`chapter.master_chapter` makes them so)
+    decodes to exactly its length; another would add its last frame's padding."""
     rates = set()
     lengths = []
     for chapter in chapters:
@@ -129,7 +137,7 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
             packet.time_base = Fraction(1, 90000)
             container.mux(packet)
         position = 0
-        for chapter in chapters:
+        for number, chapter in enumerate(chapters):
             with av.open(str(chapter.audio)) as source:
                 stream = source.streams.audio[0]
                 ticks = stream.time_base or time_base
@@ -137,12 +145,16 @@ def write_m4b(chapters: Sequence[M4bChapter], tags: M4bTags, target: Path) -> fl
                     if not copied.size:
                         continue  # the demuxer's end-of-stream marker
                     duration = int((copied.duration or 0) * ticks * rate)
+                    priming = copied.pts is not None and copied.pts < 0
+                    if priming and number:
+                        continue
                     copied.stream = audio
                     copied.time_base = time_base
-                    copied.pts = copied.dts = position
+                    copied.pts = copied.dts = -duration if priming else position
                     copied.duration = duration
                     container.mux(copied)
-                    position += duration
+                    if not priming:
+                        position += duration
     except BaseException:
         container.close()
         temporary.unlink(missing_ok=True)

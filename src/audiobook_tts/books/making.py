@@ -40,7 +40,7 @@ from audiobook_tts.listening.listener import Hearing
 
 # Raised when the mastering or the files change, so that chapters kept from before are
 # made again instead of reused. 2: each chapter's AAC stored with it, the M4B joined from them.
-MAKING_VERSION = "2"
+MAKING_VERSION = "3"
 M4B_NAME = "book.m4b"
 BOOK_JSON = "book.json"
 
@@ -443,7 +443,7 @@ def join_book(
     # costs links, not an AAC encoding of every hour.
     tags = M4bTags(book.title, book.author, book.language, book.cover)
     kept = store.folder / f"{m4b_key(keys, planned, tags)}.m4b"
-    # The M4B's own length: each chapter's AAC, its priming and padding included.
+    # The M4B's own length: its chapters' audio (the joined AAC adds nothing to it).
     seconds = None
     if not kept.exists():
         seconds = write_m4b(

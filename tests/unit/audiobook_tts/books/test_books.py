@@ -189,19 +189,18 @@ def test_a_book_becomes_acx_chapters_an_m4b_and_book_json(epub_path: Path, tmp_p
         assert any(
             stream.disposition & av.stream.Disposition.attached_pic for stream in m4b.streams.video
         )
-        # The M4B is its chapters' AAC joined, not encoded again: each chapter spans its
-        # audio and its encoder's priming (1,024 samples), and the markers fall at the joins.
+        # The M4B is its chapters' AAC joined, not encoded again: each chapter spans exactly
+        # its audio (a whole number of AAC frames), so the markers fall where the MP3s end.
         described = cast(list[dict[str, float]], description["chapters"])
-        spans = [c["duration_seconds"] + 1024 / 44100 for c in described]
+        spans = [c["duration_seconds"] for c in described]
         starts = [float(c["start"] * (c["time_base"] or 0)) for c in chapters]
         ends = [float(c["end"] * (c["time_base"] or 0)) for c in chapters]
         assert ends == pytest.approx(np.cumsum(spans).tolist(), abs=0.002)
         assert starts == pytest.approx([0.0, *ends[:-1]], abs=0.002)
-        # A valid file: every packet decodes, to the length book.json gives it (a chapter's
-        # last packet, shorter in the file's timing, decodes to a whole frame of 1,024).
-        decoded = sum(frame.samples for frame in m4b.decode(audio=0)) / 44100
+        # A valid file: every packet decodes, to the samples book.json gives it, no more.
+        decoded = sum(frame.samples for frame in m4b.decode(audio=0))
         m4b_seconds = cast(dict[str, float], description["m4b"])["duration_seconds"]
-        assert m4b_seconds - 0.001 <= decoded <= m4b_seconds + len(described) * 1024 / 44100
+        assert decoded / 44100 == pytest.approx(m4b_seconds, abs=0.0005)
         assert m4b_seconds == pytest.approx(sum(spans), abs=0.002)
 
 
