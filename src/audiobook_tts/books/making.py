@@ -39,7 +39,8 @@ from audiobook_tts.listening.checking import check_chapter
 from audiobook_tts.listening.listener import Hearing
 
 # Raised when the mastering or the files change, so that chapters kept from before are
-# made again instead of reused. 2: each chapter's AAC stored with it, the M4B joined from them.
+# made again instead of reused. 2: each chapter's AAC stored with it, the M4B joined from them;
+# 3: chapters whole AAC frames long, joined without the later chapters' priming.
 MAKING_VERSION = "3"
 M4B_NAME = "book.m4b"
 BOOK_JSON = "book.json"
