@@ -210,67 +210,74 @@ def encode(samples: Samples, sample_rate: int, response_format: str) -> bytes:
     return encoded
 
 
-# A long recording's MP3 is encoded in parts of at least this long, at once (LAME runs at
-# about 55x real time on one core of an H200's host: 15 s for a 14-minute chapter).
+# A long recording's MP3 is encoded in parts of at least this long, at once.
 MP3_PART_SECONDS = 60.0
 # Parts encoded at once for one recording: a book finishes several chapters at a time, each
 # with its AAC (one core) beside its MP3; more threads only take cores from those.
 MP3_THREADS = 2
+# A chapter's MP3: 320 kbps CBR from LAME at -q 7 (FFmpeg's compression_level), through
+# PyAV. At 320 kbps its cheaper psychoacoustics are not heard, and a core encodes 1.5-1.8x
+# the audio libsndfile's LAME (-q 2, `encode`'s) does: the MP3 was most of a book's CPU time.
+MP3_BITRATE = 320_000
+MP3_COMPRESSION_LEVEL = 7
+# Samples handed to the encoder a call: 16 MP3 frames.
+MP3_BLOCK = 16 * 1152
+
+
+def encode_mp3_frames(samples: Samples, rate: int) -> bytes:
+    """`samples` as bare CBR MP3 frames (LAME, `MP3_BITRATE`, -q `MP3_COMPRESSION_LEVEL`):
+    no ID3 tag and no Xing/Info frame, so that parts join into one stream. LAME lets go of
+    the GIL, so parts encode at once in threads."""
+    buffer = io.BytesIO()
+    # Neither tag: an Info frame in a later part would tell a player the file ends there.
+    with av.open(
+        buffer, "w", format="mp3", options={"write_xing": "0", "id3v2_version": "0"}
+    ) as out:
+        stream = out.add_stream(
+            "libmp3lame",
+            rate=rate,
+            layout="mono",
+            options={"compression_level": str(MP3_COMPRESSION_LEVEL)},
+        )
+        stream.bit_rate = MP3_BITRATE
+        for start in range(0, samples.size, MP3_BLOCK):
+            block = np.ascontiguousarray(samples[start : start + MP3_BLOCK], dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def part_bounds(size: int, cuts: Sequence[int], shortest: int, multiple: int = 1) -> list[int]:
+    """Where a recording of `size` samples is cut into parts: at some of `cuts` (each moved
+    back to a multiple of `multiple`), each part at least `shortest` long; [0, size] for one."""
+    chosen: list[int] = []
+    for cut in sorted(cut - cut % multiple for cut in cuts):
+        if cut - (chosen[-1] if chosen else 0) >= shortest and size - cut >= shortest:
+            chosen.append(cut)
+    return [0, *chosen, size]
 
 
 def encode_mp3_parts(samples: Samples, rate: int, cuts: Sequence[int]) -> bytes:
-    """One MP3 (CBR, as `encode`) of `samples` encoded in parts, `MP3_THREADS` at once (LAME
-    lets go of the GIL), cut at some of `cuts` (sample positions in quiet pauses) so that each
-    part is at least `MP3_PART_SECONDS` long. CBR frames without a header join into one
-    valid stream; each part adds its encoder's delay and padding (under 60 ms) of silence
-    at its cut, which the pause there hides. Without a fitting cut, one part: `encode`'s."""
-    part = int(MP3_PART_SECONDS * rate)
-    chosen: list[int] = []
-    for cut in sorted(cuts):
-        if cut - (chosen[-1] if chosen else 0) >= part and samples.size - cut >= part:
-            chosen.append(cut)
-    bounds = [0, *chosen, samples.size]
+    """A long recording (a mastered chapter) as one CBR MP3 (`encode_mp3_frames`), encoded in
+    parts, `MP3_THREADS` at once, cut at some of `cuts` (sample positions in quiet pauses) so
+    that each part is at least `MP3_PART_SECONDS` long. Bare CBR frames join into one valid
+    stream; each part adds its encoder's delay and padding (under 60 ms) of silence at its
+    cut, which the pause there hides. Audio over the true-peak ceiling is limited first (a
+    mastered chapter is under it, and is not touched)."""
+    samples = limit_true_peak(np.clip(samples, -1.0, 1.0), rate)
+    bounds = part_bounds(samples.size, cuts, int(MP3_PART_SECONDS * rate))
     if len(bounds) == 2:
-        return encode(samples, rate, "mp3")
+        return encode_mp3_frames(samples, rate)
     with ThreadPoolExecutor(min(MP3_THREADS, len(bounds) - 1), thread_name_prefix="mp3") as pool:
-        parts = pool.map(
-            lambda edge: encode(samples[edge[0] : edge[1]], rate, "mp3"),
-            itertools.pairwise(bounds),
+        return b"".join(
+            pool.map(
+                lambda edge: encode_mp3_frames(samples[edge[0] : edge[1]], rate),
+                itertools.pairwise(bounds),
+            )
         )
-        # Each part's first frame is LAME's Info tag (its frame count, its gapless delay): kept,
-        # it would tell a player the whole file is the first part.
-        return b"".join(_without_info_frame(data) for data in parts)
-
-
-# MPEG audio layer III bitrates (kbps) by index: MPEG-1, then MPEG-2 and 2.5.
-_MP3_BITRATES = {
-    True: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
-    False: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
-}
-_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def _without_info_frame(data: bytes) -> bytes:
-    """An MP3's frames less a leading Xing/Info tag frame (and any ID3v2 tag before it)."""
-    offset = 0
-    if data[:3] == b"ID3" and len(data) >= 10:
-        size = data[6:10]
-        offset = 10 + sum((byte & 0x7F) << (7 * (3 - index)) for index, byte in enumerate(size))
-    header = data[offset : offset + 4]
-    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
-        return data[offset:]
-    version = (header[1] >> 3) & 0x3
-    mpeg1 = version == 3
-    if header[2] >> 4 in (0, 15) or (header[2] >> 2) & 0x3 == 3:
-        return data[offset:]  # free format or reserved: no length to skip by
-    bitrate = _MP3_BITRATES[mpeg1][header[2] >> 4] * 1000
-    rate = _MP3_RATES.get(version, _MP3_RATES[3])[(header[2] >> 2) & 0x3]
-    padding = (header[2] >> 1) & 0x1
-    length = (144 if mpeg1 else 72) * bitrate // rate + padding
-    first = data[offset : offset + length]
-    if length > 4 and (b"Xing" in first or b"Info" in first):
-        return data[offset + length :]
-    return data[offset:]
 
 
 # A decoded lossy file's peak must stay under full scale, with a hair to spare for players

@@ -10,8 +10,10 @@ and Nero's `chpl`), and the cover is an attached picture, as Apple Books expects
 from __future__ import annotations
 
 import io
+import itertools
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +22,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from audiobook_tts.audio import part_bounds
 from audiobook_tts.books.reading import Cover
 
 # Mono speech: 64 kbps AAC-LC is what the large audiobook stores deliver.
@@ -42,23 +45,69 @@ class M4bTags:
     cover: Cover | None = None
 
 
-def encode_aac(samples: npt.NDArray[np.float32], rate: int) -> bytes:
+# A chapter's AAC is encoded in parts of at least this long, `AAC_THREADS` at once (FFmpeg's
+# encoder runs with the GIL let go): one part on one core was 8 s of a 14-minute chapter.
+AAC_PART_SECONDS = 60.0
+AAC_THREADS = 2
+AAC_FRAME = 1024
+
+
+def encode_aac(samples: npt.NDArray[np.float32], rate: int, cuts: Sequence[int] = ()) -> bytes:
     """One chapter's audio as AAC-LC in an MP4 file of its own (no tags): what the M4B is
     joined from, packet for packet, so that a chapter is encoded once, when it is finished,
-    and never again when its book is joined."""
+    and never again when its book is joined.
+
+    Encoded in parts cut at some of `cuts` (sample positions in quiet pauses, moved back to
+    a whole AAC frame) so that each part is at least `AAC_PART_SECONDS` long; the parts'
+    packets join as the M4B joins chapters: the later parts' priming left out, so the file
+    decodes to exactly its samples, with a seam of one frame (23 ms) in each cut's pause."""
+    bounds = part_bounds(samples.size, cuts, int(AAC_PART_SECONDS * rate), AAC_FRAME)
+    with ThreadPoolExecutor(min(AAC_THREADS, len(bounds) - 1), thread_name_prefix="aac") as pool:
+        parts = list(
+            pool.map(
+                lambda edge: _aac_packets(samples[edge[0] : edge[1]], rate),
+                itertools.pairwise(bounds),
+            )
+        )
     buffer = io.BytesIO()
     container = av.open(buffer, "w", format="mp4")
+    # Its own encoder is opened, never fed: it gives the file the parts' configuration.
     audio = container.add_stream("aac", rate=rate, layout="mono")
     audio.bit_rate = AAC_BITRATE
-    for start in range(0, samples.size, FRAME_SAMPLES):
-        block = np.ascontiguousarray(samples[start : start + FRAME_SAMPLES].reshape(1, -1))
-        frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = start
-        container.mux(audio.encode(frame))
-    container.mux(audio.encode(None))
+    time_base = Fraction(1, rate)
+    for start, packets in zip(bounds, parts, strict=False):
+        for packet in packets:
+            priming = packet.pts is not None and packet.pts < 0
+            if priming and start:
+                continue
+            packet.stream = audio
+            packet.time_base = time_base
+            packet.pts = packet.dts = (packet.pts or 0) + start
+            container.mux(packet)
     container.close()
     return buffer.getvalue()
+
+
+def _aac_packets(samples: npt.NDArray[np.float32], rate: int) -> list[av.Packet]:
+    """`samples` through an AAC encoder of its own: its packets, timed from 0 (the priming
+    packet before it)."""
+    encoder = av.CodecContext.create("aac", "w")
+    assert isinstance(encoder, av.AudioCodecContext)
+    encoder.sample_rate = rate
+    encoder.layout = "mono"
+    encoder.format = "fltp"
+    encoder.bit_rate = AAC_BITRATE
+    encoder.time_base = Fraction(1, rate)
+    packets: list[av.Packet] = []
+    for start in range(0, samples.size, FRAME_SAMPLES):
+        block = np.ascontiguousarray(samples[start : start + FRAME_SAMPLES].reshape(1, -1))
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = encoder.time_base
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    return packets
 
 
 def aac_samples(path: Path) -> int:

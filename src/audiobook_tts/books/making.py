@@ -40,8 +40,9 @@ from audiobook_tts.listening.listener import Hearing
 
 # Raised when the mastering or the files change, so that chapters kept from before are
 # made again instead of reused. 2: each chapter's AAC stored with it, the M4B joined from them;
-# 3: chapters whole AAC frames long, joined without the later chapters' priming.
-MAKING_VERSION = "3"
+# 3: chapters whole AAC frames long, joined without the later chapters' priming; 4: chapter
+# MP3s from LAME at -q 7, bare frames.
+MAKING_VERSION = "4"
 M4B_NAME = "book.m4b"
 BOOK_JSON = "book.json"
 
@@ -152,7 +153,7 @@ class ChapterStore:
 
         with ThreadPoolExecutor(2, thread_name_prefix="encoding") as encoders:
             encoding = [encoders.submit(mp3), encoders.submit(flac)]
-            write_atomically(made.aac, encode_aac(rendered.samples, rendered.rate))
+            write_atomically(made.aac, encode_aac(rendered.samples, rendered.rate, rendered.pauses))
             for done in encoding:
                 done.result()
         written = json.dumps(rendered.report(), sort_keys=True)

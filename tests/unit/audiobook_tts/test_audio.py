@@ -80,12 +80,17 @@ def test_a_long_mp3_is_encoded_in_parts_cut_at_pauses_into_one_stream(
     pauses = [int(1.5 * rate), int(2.2 * rate), int(3.5 * rate)]
     for pause in pauses:
         samples[pause - 2000 : pause + 2000] = 0.0
-    # Without a cut that leaves a second on each side: one part, exactly `encode`'s file.
-    assert audio.encode_mp3_parts(samples, rate, [int(3.5 * rate)]) == audio.encode(
-        samples, rate, "mp3"
-    )
+    whole = audio.encode_mp3_frames(samples, rate)
+    # Without a cut that leaves a second on each side: one part.
+    assert audio.encode_mp3_parts(samples, rate, [int(3.5 * rate)]) == whole
     joined = audio.encode_mp3_parts(samples, rate, pauses)  # cut at 1.5 s only (then 2.5 s left)
-    assert joined != audio.encode(samples, rate, "mp3")
+    first = audio.encode_mp3_frames(samples[: int(1.5 * rate)], rate)
+    # Two parts' bare frames, one after the other: no tag, no Info frame at the cut.
+    assert joined == first + audio.encode_mp3_frames(samples[int(1.5 * rate) :], rate)
+    assert joined[:2] == b"\xff\xfb" and b"Info" not in joined and b"Xing" not in joined
+    with av.open(io.BytesIO(whole), "r") as container:
+        stream = container.streams.audio[0]
+        assert (stream.rate, stream.codec_context.bit_rate) == (rate, audio.MP3_BITRATE)
     with av.open(io.BytesIO(joined), "r") as container:
         decoded = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
     # One stream: every frame decodes; the cut adds its part's delay and padding, no more.
