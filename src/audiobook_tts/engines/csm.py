@@ -100,6 +100,13 @@ def frame_bound(text: str) -> int:
     return math.ceil(seconds * FRAME_RATE)
 
 
+def padded_rows(count: int, most: int) -> int:
+    """The rows a batch of `count` decodes in: the next power of two, at most `most` (a
+    batch over `most` as it is). A few shapes, so a few captured graphs serve every batch."""
+    rows = 1 << max(0, count - 1).bit_length()
+    return max(count, min(rows, most))
+
+
 def text_seed(text: str, voice: str) -> int:
     """The seed a sentence gets when none is given: from its text and voice alone."""
     return sentence_seed(text + "\0" + voice)
@@ -175,6 +182,9 @@ class CsmEngine:
         # fast: static caches, frames in CUDA graphs on a GPU; generate: transformers' own.
         self.decoder = decoder
         self.graphs = decoder == "fast" and device.startswith("cuda")
+        # Batches padded to a power of two (`padded_rows`): a book's ragged batches (a
+        # window's last, a chapter's) then reuse a few captured graphs, not one each.
+        self.pad_batches = self.graphs
         self.sampling = sampling
         # torch.compile of each layer's parts around attention (a GPU with `fast`).
         self.compiled = compiled and self.graphs
@@ -328,10 +338,14 @@ class CsmEngine:
         results: list[Audio] = []
         with self.lock, torch.inference_mode():
             if self.decoder == "fast":
-                inputs = self.inputs(texts, voice).to(self.device)
-                sequences = list(
-                    self.fast_codes(inputs, max(bounds), None if frames else eos, seeds)
+                # Padding rows repeat the first sentence; their codes are dropped.
+                rows = padded_rows(len(texts), self.batch_size) if self.pad_batches else 0
+                extra = max(0, rows - len(texts))
+                inputs = self.inputs(texts + texts[:1] * extra, voice).to(self.device)
+                codes = self.fast_codes(
+                    inputs, max(bounds), None if frames else eos, seeds + seeds[:1] * extra
                 )
+                sequences = list(codes[: len(texts)])
             else:
                 sequences = self.generated_codes(texts, voice, max(bounds), frames, seeds)
             cuts: list[int] = []

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from audiobook_tts.engines.csm import (
     CsmEngine,
     check_model_dir,
     frame_bound,
+    padded_rows,
 )
 from audiobook_tts.engines.csmfast import FastCsmDecoder, capacity_for
 from audiobook_tts.engines.csmrandom import save
@@ -86,6 +88,40 @@ def test_a_batch_gives_each_sentence_exactly_what_it_gets_alone(engine: CsmEngin
         # Each keeps its own length bound, and greedy decoding with left padding matches.
         assert np.array_equal(one.samples, many.samples) and one.hit_bound == many.hit_bound
     assert len({audio.samples.size for audio in together}) == 3
+
+
+def test_a_batch_padded_to_a_power_of_two_gives_each_sentence_what_it_gets_alone(
+    engine: CsmEngine,
+) -> None:
+    assert [padded_rows(count, 256) for count in (1, 2, 3, 40, 129, 188, 256, 300)] == [
+        1,
+        2,
+        4,
+        64,
+        256,
+        256,
+        256,
+        300,
+    ]
+    assert padded_rows(40, 48) == 48
+    texts = ["Hi.", "A much longer sentence, with many more words to say.", "Then rain."]
+    plain = batched(engine, 8)
+    padded = batched(engine, 8)
+    padded.pad_batches = True  # what a GPU does, so its ragged batches reuse a graph
+    seen: list[tuple[int, ...]] = []
+    decode = padded.fast_codes
+
+    def recorded(inputs: Any, *args: Any) -> Any:
+        seen.append(tuple(inputs["attention_mask"].shape[:1]))
+        return decode(inputs, *args)
+
+    padded.fast_codes = recorded  # type: ignore[method-assign,assignment]
+    alone = plain.synthesize_batch(texts, "narrator", 1.0)
+    together = padded.synthesize_batch(texts, "narrator", 1.0)
+    assert seen == [(4,)]  # three sentences decoded as four rows
+    assert len(together) == 3
+    for one, many in zip(alone, together, strict=True):
+        assert np.array_equal(one.samples, many.samples) and one.hit_bound == many.hit_bound
 
 
 def test_a_chapter_in_batches_is_the_chapter_sentence_by_sentence(engine: CsmEngine) -> None:
