@@ -1,7 +1,7 @@
 #!/bin/bash
 # The engine benchmark as run on the lent GPU machines (no network there): wheels the image
 # lacks (carried in .whl/), then `python -m audiobook_tts.enginebench` with MODE's flags.
-# Usage: OUT=folder bash docs/engine-bench/device-run.sh h200|h200-book|final|x2|eager|book|tests|profile
+# Usage: OUT=folder bash docs/engine-bench/device-run.sh h200|h200-book|final|x2|eager|book|tests|profile|finishing
 set -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -23,10 +23,12 @@ case "$1" in
     eager)
         bench --no-compile --profile --frames 125 ;;
     book)
-        bench --runs 3 --batch 256 --book 6 ;;
+        bench --runs 3 --batch 256 --book 6 "${@:2}" ;;
     tests)
         python3 -m pytest -q -p no:cacheprovider --noconftest "${@:2}" ;;
     profile)
         python3 docs/engine-bench/profile-book.py "${@:2}" ;;
-    *) echo "MODE: h200, h200-book, final, x2, eager, book, tests or profile"; exit 2 ;;
+    finishing)
+        python3 docs/engine-bench/profile-finishing.py "${@:2}" ;;
+    *) echo "MODE: h200, h200-book, final, x2, eager, book, tests, profile or finishing"; exit 2 ;;
 esac

@@ -48,6 +48,7 @@ from audiobook_tts.books.making import (
     BookProgress,
     BookRequest,
     ChapterStore,
+    Finishing,
     finishing_for,
     make_book,
     plan_chapters,
@@ -470,10 +471,14 @@ def measure_piper(runs: int) -> dict[str, Any]:
     }
 
 
-def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dict[str, Any]:
+def measure_book(
+    engine: Engine, voice: str, chapters: int, folder: Path, finishing: Finishing | None = None
+) -> dict[str, Any]:
     """A whole book through `make_book`, as the jobs and the command line make it: chapters of
     5,000 characters (Markdown), mastered, MP3s, the M4B and book.json; then the same book
-    again, every chapter found made."""
+    again, every chapter found made. `finishing`: the chapters' workers (none: the engine's
+    default, `finishing_for`)."""
+    finishing = finishing or finishing_for(engine)
     source = folder / "bench-book.md"
     source.write_text(
         "\n\n".join(f"# Chapter {number}\n\n{chapter_text()}" for number in range(1, chapters + 1)),
@@ -495,7 +500,16 @@ def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dic
             marks["finished"].append(now)
 
     started = time.perf_counter()
-    made = make_book(book, planned, engine, BookRequest(voice), store, folder / "first", noted)
+    made = make_book(
+        book,
+        planned,
+        engine,
+        BookRequest(voice),
+        store,
+        folder / "first",
+        noted,
+        finishing=finishing,
+    )
     first = time.perf_counter() - started
     started = time.perf_counter()
     make_book(book, planned, engine, BookRequest(voice), store, folder / "again")
@@ -516,7 +530,7 @@ def measure_book(engine: Engine, voice: str, chapters: int, folder: Path) -> dic
             "last_sentence_spoken": round(marks["spoken"][0], 1) if marks["spoken"] else None,
             "chapters_finished": [round(mark, 1) for mark in marks["finished"]],
             "joined": round(first, 1),
-            "finishing": f"{finishing_for(engine)}",
+            "finishing": f"{finishing}",
         },
     }
 
@@ -550,6 +564,22 @@ def measure_speech(engine: Engine, chapters: int) -> dict[str, Any]:
         "times_real_time": round(audio_seconds / passes[-1], 1),
         "path": "synthesize_all over the whole book's sentences (the engine's part alone)",
     }
+
+
+def book_finishings(choice: str) -> list[tuple[str, Finishing | None]]:
+    """The books `--finishing` asks for, each with its result's key: `book` for the first."""
+    workers = max(1, (os.cpu_count() or 2) - 1)
+    threads, processes = Finishing(workers), Finishing(max(1, workers // 2), processes=True)
+    chosen: dict[str, list[Finishing | None]] = {
+        "default": [None],
+        "threads": [threads],
+        "processes": [processes],
+        "both": [threads, processes],
+    }
+    return [
+        ("book" if index == 0 else f"book_{index + 1}", finishing)
+        for index, finishing in enumerate(chosen[choice])
+    ]
 
 
 def write_result(result: dict[str, Any], path: Path) -> int:
@@ -648,6 +678,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scratch folder), and make it again",
     )
     parser.add_argument(
+        "--finishing",
+        choices=("default", "threads", "processes", "both"),
+        default="default",
+        help="with --book: who finishes the chapters: the engine's default (finishing_for), "
+        "threads or processes on every CPU but one, or the book made once with each",
+    )
+    parser.add_argument(
         "--chapter-batches",
         default="",
         help="comma-separated batch sizes for the 5,000-character chapter (empty: skip it)",
@@ -724,11 +761,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.book and one:
         result["book_speech"] = measure_speech(engine, args.book)
         print(json.dumps(result["book_speech"]), flush=True)
-        with tempfile.TemporaryDirectory() as scratch:
-            result["book"] = measure_book(engine, "0", args.book, Path(scratch))
-            result["book"]["devices"] = 1
-            result["book"]["batch_size"] = engine.batch_size
-        print(json.dumps(result["book"]), flush=True)
+        for key, finishing in book_finishings(args.finishing):
+            with tempfile.TemporaryDirectory() as scratch:
+                result[key] = measure_book(engine, "0", args.book, Path(scratch), finishing)
+                result[key]["devices"] = 1
+                result[key]["batch_size"] = engine.batch_size
+            print(json.dumps(result[key]), flush=True)
     if args.book:
         name = name.replace(".json", "-book.json")
         if len(devices) > 1:

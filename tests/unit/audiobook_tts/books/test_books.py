@@ -23,6 +23,7 @@ from audiobook_tts.books.making import (
     BookRequest,
     Cancelled,
     ChapterStore,
+    Finishing,
     make_book,
     plan_chapters,
 )
@@ -503,10 +504,11 @@ def test_the_engine_benchmark_makes_a_book_twice_and_synthesises_it_once(tmp_pat
     from audiobook_tts.enginebench import measure_book
 
     engine = ToneEngine(BOOK_TONE)
-    result = measure_book(engine, "alloy", 2, tmp_path)
+    result = measure_book(engine, "alloy", 2, tmp_path, Finishing(2))
     assert (result["chapters"], result["meets_acx"]) == (2, True)
     assert len(engine.said) == result["sentences"]  # the second making found both made
     assert result["audio_seconds"] > 0
+    assert result["timeline"]["finishing"] == str(Finishing(2))
 
 
 def test_the_command_line_shows_bars_on_a_terminal_and_lines_in_a_log(
