@@ -232,3 +232,15 @@ def test_chapters_finished_in_processes_are_the_chapters_finished_in_threads(
     assert (
         sorted(path.suffix for path in (tmp_path / "store-processes").glob("*.m4a")) == [".m4a"] * 3
     )
+    # Made again, every chapter is found made: no finishing process is spawned for it.
+    from audiobook_tts.books import making
+
+    def spawned(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a finishing process for a book with nothing to finish")
+
+    monkeypatch.setattr(making, "ProcessPoolExecutor", spawned)
+    again = make(
+        BatchingTone(batch_size=4), tmp_path, "processes", finishing=Finishing(2, processes=True)
+    )
+    for name in FILES:
+        assert (again / name).read_bytes() == (threads / name).read_bytes(), name
