@@ -52,13 +52,26 @@ def output_rate(response_format: str, rate: int) -> int:
 
 def limit(samples: Samples, rate: int, ceiling: float, peaks: np.ndarray | None = None) -> Samples:
     """A look-ahead peak limiter: gain dips smoothly around the peaks above the ceiling
-    (`peaks`: each sample's true peak, where known; else its magnitude)."""
-    magnitude = np.abs(samples).astype(np.float64) if peaks is None else peaks
-    gain = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-9))
+    (`peaks`: each sample's true peak, where known; else its magnitude). The gain is worked
+    out around those peaks alone (it is 1 elsewhere): over the whole of a 14-minute chapter
+    it was seconds of each mastering pass."""
+    magnitude = np.abs(samples) if peaks is None else peaks
     window = max(1, int(0.005 * rate))
-    gain = minimum_filter1d(gain, size=2 * window + 1)
-    gain = uniform_filter1d(gain, size=window)
-    limited = samples * gain
+    limited = np.array(samples, dtype=np.float32)
+    over = np.flatnonzero(magnitude > ceiling)
+    if over.size:
+        # Past `reach` from a peak the two filters below see nothing but a gain of 1.
+        reach = 2 * window + 2
+        breaks = np.flatnonzero(np.diff(over) > 2 * reach)
+        firsts = np.concatenate(([over[0]], over[breaks + 1]))
+        lasts = np.concatenate((over[breaks], [over[-1]]))
+        for first, last in zip(firsts, lasts, strict=True):
+            start, end = max(0, int(first) - reach), min(samples.size, int(last) + reach + 1)
+            part = np.asarray(magnitude[start:end], dtype=np.float64)
+            gain = np.minimum(1.0, ceiling / np.maximum(part, 1e-9))
+            gain = minimum_filter1d(gain, size=2 * window + 1)
+            gain = uniform_filter1d(gain, size=window)
+            limited[start:end] = samples[start:end] * gain
     # The smoothing can leave a sample a hair above the ceiling: clamp those exactly.
     clamped: np.ndarray = np.clip(limited, -ceiling, ceiling)
     return clamped.astype(np.float32)

@@ -98,3 +98,25 @@ def test_a_long_mp3_is_encoded_in_parts_cut_at_pauses_into_one_stream(
     assert float(np.abs(decoded).max()) <= 10 ** (-1 / 20) + 0.05
     read, read_rate = soundfile.read(io.BytesIO(joined), dtype="float32")
     assert read_rate == rate and abs(read.size - decoded.size) <= 2 * 1152
+
+
+def test_the_limiter_worked_out_around_its_peaks_is_the_limiter_over_the_whole() -> None:
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    from audiobook_tts.audio import limit
+
+    def over_the_whole(samples: np.ndarray, rate: int, ceiling: float) -> np.ndarray:
+        gain = np.minimum(1.0, ceiling / np.maximum(np.abs(samples).astype(np.float64), 1e-9))
+        window = max(1, int(0.005 * rate))
+        gain = uniform_filter1d(minimum_filter1d(gain, size=2 * window + 1), size=window)
+        return np.clip(samples * gain, -ceiling, ceiling).astype(np.float32)
+
+    rng = np.random.default_rng(5)
+    for size, rate in ((50, 8000), (20_000, 24000), (200_000, 44100)):
+        samples = (rng.laplace(size=size) * 0.15).astype(np.float32)
+        samples[0] = samples[-1] = 0.95  # peaks at both ends: the filters' edges
+        limited = limit(samples, rate, 0.7)
+        assert float(np.abs(limited - over_the_whole(samples, rate, 0.7)).max()) < 1e-6
+        assert float(np.abs(limited).max()) <= 0.7
+    quiet = (rng.laplace(size=1000) * 0.01).astype(np.float32)
+    assert np.array_equal(limit(quiet, 8000, 0.7), quiet)  # no peak over: untouched
