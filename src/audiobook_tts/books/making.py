@@ -444,6 +444,7 @@ def make_book(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
+        speaker.close()
         pool.shutdown(wait=True)
         shutil.rmtree(parcels, ignore_errors=True)
     if should_stop():

@@ -103,6 +103,22 @@ def test_each_chapter_reports_its_own_progress_and_windows_follow_the_batch_size
         speaker.speak(1)
 
 
+def test_a_chapter_is_handed_back_when_its_last_batch_is_spoken_not_the_windows() -> None:
+    # Book order: chapter 0 (4 sentences) is two batches of 2; chapters 1 and 2 wait until
+    # they are asked for, so chapter 0's finishing overlaps their speech.
+    engine = Batching(batch_size=2)
+    speaker = BookSpeaker(engine, dict(enumerate(CHAPTERS)), "0")
+    assert speaker.window(0) == [0, 1, 2]  # one window: 8 sentences, 4 batches of 2 wanted
+    first = speaker.speak(0)
+    assert engine.batches == [text_pieces(CHAPTERS[0])[:2], text_pieces(CHAPTERS[0])[2:]]
+    second = speaker.speak(1)
+    assert len(engine.batches) == 3 and len(second.sentences) == 2
+    third = speaker.speak(2)
+    assert len(engine.batches) == 4 and speaker.current is None  # the window let go
+    alone = [speak_chapter(Batching(2), text, "0", 1.0) for text in CHAPTERS]
+    assert all(same(one, other) for one, other in zip(alone, [first, second, third], strict=True))
+
+
 def test_a_chapter_with_nothing_to_say_fails_in_its_own_turn() -> None:
     speaker = BookSpeaker(Batching(batch_size=4), {0: CHAPTERS[1], 1: "  ", 2: CHAPTERS[2]}, "0")
     assert len(speaker.speak(0).sentences) == 2
