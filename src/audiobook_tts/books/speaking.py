@@ -3,8 +3,8 @@
 `speak_chapter` hands a batching engine one chapter at a time: a 5,000-character chapter is
 74 sentences, so a GPU that runs best at a batch of 128 or 256 gets one part-filled batch a
 chapter. `BookSpeaker` speaks a window of the chapters still to be made (from the one asked
-for on, at least `WINDOW_BATCHES` of the engine's batches of sentences), their sentences in
-book order cut into the engine's batches, and hands each chapter's `SpokenChapter` back as
+for on, at least `WINDOW_BATCHES` of the engine's batches of sentences), their sentences cut
+into the engine's batches (in book order on a GPU, by length on a CPU), and hands each chapter's `SpokenChapter` back as
 soon as its last batch is spoken, exactly as `speak_chapter` would have made it: each sentence's audio depends on its
 text, voice and seed alone (the csm engine's sentence seeds; on a GPU, bf16 rounding in a
 batch of another shape aside), the parts are joined the same way, and a chapter is asked
@@ -65,11 +65,12 @@ class BookSpeaker:
     """The chapters of a book still to be spoken (`texts`, by their index in the book),
     spoken in windows; `speak(index)` gives chapter `index`'s audio, asked for in order.
 
-    A window's sentences go to the engine in book order, a batch at a time, and a chapter is
-    handed back as soon as its last sentence is spoken: the next batches are spoken only
-    when a later chapter is asked for, so its finishing overlaps their speech (sorted by
-    length, every chapter of a window waited for the window's last batch, and the CPU's
-    finishing, which bounds a book on a GPU, waited with them)."""
+    A window's sentences go to the engine a batch at a time, and a chapter is handed back as
+    soon as its last sentence is spoken: the next batches are spoken only when a later
+    chapter is asked for. On a GPU they go in book order, so a chapter's finishing overlaps
+    the next batches' speech (sorted by length, every chapter of a window waited for the
+    window's last batch, and the CPU's finishing, which bounds a book on a GPU, waited with
+    them); on a CPU, sorted by length, so batches of like lengths waste fewest frames."""
 
     def __init__(
         self,
@@ -140,6 +141,9 @@ class BookSpeaker:
         chosen = self.window(index)
         pieces = {number: list(chunks(self.texts[number])) for number in chosen}
         everything = [(number, at) for number in chosen for at in range(len(pieces[number]))]
+        if not self.engine.device.startswith("cuda"):
+            # On a CPU the engine bounds a book: batches of like lengths waste fewest frames.
+            everything.sort(key=lambda item: len(pieces[item[0]][item[1]].text))
         size = max(1, getattr(self.engine, "batch_size", 1))
         batches = [everything[start : start + size] for start in range(0, len(everything), size)]
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="resampling")

@@ -104,9 +104,10 @@ def test_each_chapter_reports_its_own_progress_and_windows_follow_the_batch_size
 
 
 def test_a_chapter_is_handed_back_when_its_last_batch_is_spoken_not_the_windows() -> None:
-    # Book order: chapter 0 (4 sentences) is two batches of 2; chapters 1 and 2 wait until
-    # they are asked for, so chapter 0's finishing overlaps their speech.
+    # On a GPU, book order: chapter 0 (4 sentences) is two batches of 2; chapters 1 and 2
+    # wait until they are asked for, so chapter 0's finishing overlaps their speech.
     engine = Batching(batch_size=2)
+    engine.device = "cuda"
     speaker = BookSpeaker(engine, dict(enumerate(CHAPTERS)), "0")
     assert speaker.window(0) == [0, 1, 2]  # one window: 8 sentences, 4 batches of 2 wanted
     first = speaker.speak(0)
@@ -117,6 +118,12 @@ def test_a_chapter_is_handed_back_when_its_last_batch_is_spoken_not_the_windows(
     assert len(engine.batches) == 4 and speaker.current is None  # the window let go
     alone = [speak_chapter(Batching(2), text, "0", 1.0) for text in CHAPTERS]
     assert all(same(one, other) for one, other in zip(alone, [first, second, third], strict=True))
+    # On a CPU, the window's sentences by length: the shortest first, across chapters.
+    cpu = Batching(batch_size=2)
+    BookSpeaker(cpu, dict(enumerate(CHAPTERS)), "0").speak(0)
+    spoken = [text for batch in cpu.batches for text in batch]
+    assert [len(text) for text in spoken] == sorted(len(text) for text in spoken)
+    assert len(cpu.batches) == 4  # chapter 0's longest sentence is the window's longest
 
 
 def test_a_chapter_with_nothing_to_say_fails_in_its_own_turn() -> None:
