@@ -256,9 +256,10 @@ def render_stages(layers: Sequence[PackageLayer]) -> str:
         "FROM installer AS checked\n"
         f"RUN {mounts.lstrip()}"
         "    python3 -m venv --without-pip /tmp/empty \\\n"
-        " && PYTHONPATH=\"/opt/pip$(printf ':%s' /layers/*/opt/venv/lib/python3*/site-packages)\" \\\n"
-        "    /tmp/empty/bin/python -m pip check > /pip-check.txt \\\n"
-        " || { cat /pip-check.txt >&2; exit 1; }\n"
+        " && if ! PYTHONPATH=\"/opt/pip$(printf ':%s' /layers/*/opt/venv/lib/python3*/site-packages)\" \\\n"
+        "         /tmp/empty/bin/python -m pip check > /pip-check.txt; then \\\n"
+        "        cat /pip-check.txt >&2; exit 1; \\\n"
+        "    fi\n"
     )
     return "\n".join([*stages, checked])
 
