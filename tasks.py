@@ -161,11 +161,19 @@ def lock(
     check: bool = False,
 ) -> None:
     """pip-compile every requirements group (hashes; torch pinned on its own), in order."""
-    requirements = settings_from(c.config).root / "requirements"
+    settings = settings_from(c.config)
+    requirements = settings.root / "requirements"
     if check:
-        lock_files.check_or_fail(requirements, say)
+        lock_files.check_or_fail(requirements, settings.dockerfile, say)
         return
-    lock_files.lock(requirements, say, tuple(upgrade_package or ()), upgrade, split_values(group))
+    lock_files.lock(
+        requirements,
+        settings.dockerfile,
+        say,
+        tuple(upgrade_package or ()),
+        upgrade,
+        split_values(group),
+    )
 
 
 @task

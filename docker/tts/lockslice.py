@@ -1,12 +1,16 @@
-"""The part of a pip-compile lock that one layer of the image installs.
+"""Each image layer's part of the locks, written as one small lock per layer.
 
-    python3 lockslice.py LOCK [--minus LOWER]... [--only REGEX | --except REGEX] [--arch ARCH]
+    python3 lockslice.py --map layers.txt --out DIR [--arch ARCH] LOCK...
 
-Prints the requirement blocks of LOCK (`name==version` and its `--hash` lines) whose name
-is in no LOWER lock, filtered by name with --only or --except. Each installer stage of
-docker/tts/Dockerfile installs its slice with --no-deps, so no package lands in two layers
-(numpy is in the service and the csm locks) and no layer is built on another: each can be
-cached, rebuilt and joined into the runtime on its own.
+Reads the LOCKs a build selects (lowest first: torch's, the service's, then each engine's)
+and writes DIR/<layer>.txt for every layer of the map (requirements/layers.txt, written by
+`inv lock`): the `name==version` blocks, with their `--hash` lines, of the packages that
+layer installs. A layer with nothing selected gets an empty file. A package two locks share
+is taken from the first (the locks agree on its version, or this stops). A package the map
+does not know (a lock edited without `inv lock`) goes to DIR/unassigned.txt, and is named.
+
+Each layer's stage of docker/tts/Dockerfile copies its file alone: BuildKit keys that copy by
+the file's content, so a bumped package re-runs its own layer's install and no other.
 
 With --arch (the build's TARGETARCH), a lock `X.txt` that has an architecture's own lock
 `X-ARCH.txt` beside it is read from that one: torch-cpu-arm64.txt pins another torch.
@@ -19,7 +23,8 @@ import re
 import sys
 from pathlib import Path
 
-_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==")
+UNASSIGNED = "unassigned"
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 
 
 def normalise(name: str) -> str:
@@ -38,24 +43,38 @@ def blocks(text: str) -> list[tuple[str, str]]:
     return [(name, "\n".join(lines) + "\n") for name, lines in found]
 
 
-def names(text: str) -> set[str]:
-    return {name for name, _ in blocks(text)}
+def pin(block: str) -> str:
+    return block.split()[0].rstrip("\\")
 
 
-def lock_slice(
-    text: str, lower: list[str], only: str | None = None, exclude: str | None = None
-) -> str:
-    taken: set[str] = set().union(*(names(item) for item in lower))
-    kept = []
-    for name, block in blocks(text):
-        if name in taken:
-            continue
-        if only is not None and not re.fullmatch(only, name):
-            continue
-        if exclude is not None and re.fullmatch(exclude, name):
-            continue
-        kept.append(block)
-    return "".join(kept)
+def parse_map(text: str) -> dict[str, list[str]]:
+    """layers.txt: `layer: package package ...` lines -> layer -> packages."""
+    layers: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, packages = line.partition(":")
+            layers[name.strip()] = packages.split()
+    return layers
+
+
+def slices(layer_map: dict[str, list[str]], locks: list[tuple[str, str]]) -> dict[str, str]:
+    """layer -> its slice, for every layer of the map and `unassigned`."""
+    layer_of = {package: layer for layer, packages in layer_map.items() for package in packages}
+    parts: dict[str, list[str]] = {layer: [] for layer in [*layer_map, UNASSIGNED]}
+    taken: dict[str, tuple[str, str]] = {}
+    for lock_name, text in locks:
+        for name, block in blocks(text):
+            if name in taken:
+                first_lock, first_pin = taken[name]
+                if pin(block) != first_pin:
+                    raise SystemExit(
+                        f"lockslice: {lock_name} pins {pin(block)} but {first_lock} pins "
+                        f"{first_pin}: run `inv lock` (the locks must agree)"
+                    )
+                continue
+            taken[name] = (lock_name, pin(block))
+            parts[layer_of.get(name, UNASSIGNED)].append(block)
+    return {layer: "".join(found) for layer, found in parts.items()}
 
 
 def for_architecture(path: Path, arch: str) -> Path:
@@ -66,20 +85,30 @@ def for_architecture(path: Path, arch: str) -> Path:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("lock", type=Path, help="the pip-compile lock to slice")
-    parser.add_argument(
-        "--minus", type=Path, action="append", default=[], help="a lower layer's lock"
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--only", help="keep only packages whose name matches this regex")
-    group.add_argument("--except", dest="exclude", help="drop packages whose name matches")
+    parser.add_argument("locks", type=Path, nargs="+", help="the selected locks, lowest first")
+    parser.add_argument("--map", type=Path, required=True, help="requirements/layers.txt")
+    parser.add_argument("--out", type=Path, required=True, help="the folder to write slices to")
     parser.add_argument(
         "--arch", default="", help="target architecture: read X-ARCH.txt for X.txt where present"
     )
     args = parser.parse_args(argv)
-    lower = [for_architecture(path, args.arch).read_text(encoding="utf-8") for path in args.minus]
-    lock = for_architecture(args.lock, args.arch)
-    sys.stdout.write(lock_slice(lock.read_text(encoding="utf-8"), lower, args.only, args.exclude))
+    layer_map = parse_map(args.map.read_text(encoding="utf-8"))
+    locks = []
+    for path in args.locks:
+        own = for_architecture(path, args.arch)
+        locks.append((own.name, own.read_text(encoding="utf-8")))
+    found = slices(layer_map, locks)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for layer, text in found.items():
+        (args.out / f"{layer}.txt").write_text(text, encoding="utf-8")
+    used = sorted(layer for layer, text in found.items() if text)
+    print(f"lockslice: {len(used)} of {len(found)} layers have packages: {' '.join(used)}")
+    if found[UNASSIGNED]:
+        names = " ".join(pin(block) for _, block in blocks(found[UNASSIGNED]))
+        print(
+            f"lockslice: not in {args.map.name}, installed in the '{UNASSIGNED}' layer: "
+            f"{names} (`inv lock` gives each its own)"
+        )
     return 0
 
 

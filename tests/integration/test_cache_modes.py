@@ -22,7 +22,7 @@ from imagebuild.plan.request import BuildRequest
 from .conftest import TEST_IMAGE, Sandbox
 
 pytestmark = pytest.mark.docker
-HEAVY = ("[torch 2/2] RUN", "[dependencies 3/3] RUN")
+HEAVY = ("[layer-torch 2/2] RUN", "[layer-numpy 2/2] RUN")
 
 
 def heavy_steps_cached(report: BuildReport) -> dict[str, bool]:

@@ -19,7 +19,7 @@ from imagebuild.platform.registry import Reference, RegistryClient
 from .conftest import TEST_IMAGE, AuthRegistry, Sandbox
 
 pytestmark = pytest.mark.docker
-HEAVY = ("[torch 2/2] RUN", "[dependencies 3/3] RUN")
+HEAVY = ("[layer-torch 2/2] RUN", "[layer-numpy 2/2] RUN")
 
 
 def test_registry_cache_on_the_classic_store_builds_and_a_fresh_runner_reuses_it(

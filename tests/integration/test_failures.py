@@ -79,7 +79,7 @@ def test_a_damaged_hash_in_the_service_lock_fails_at_install_with_pips_message(
     with pytest.raises(BuildFailed) as failure:
         build_in(scratch_repo)
     message = str(failure.value)
-    assert message.startswith("step [dependencies 3/3] RUN")
+    assert message.startswith("step [layer-uvicorn 2/2] RUN")
     expected = "DO NOT MATCH THE HASHES" if damage == "corrupt" else "Hashes are required"
     assert expected in message, message
 

@@ -19,7 +19,7 @@ from imagebuild.platform import sandbox as sandbox_module
 from .conftest import TEST_IMAGE, AuthRegistry
 
 pytestmark = pytest.mark.docker
-HEAVY = ("[torch 2/2] RUN", "[dependencies 3/3] RUN")
+HEAVY = ("[layer-torch 2/2] RUN", "[layer-numpy 2/2] RUN")
 
 
 def test_a_fresh_runner_gets_the_heavy_steps_from_the_registry_cache(

@@ -110,12 +110,19 @@ class BuildReport:
         if self.all_cached:
             lines.append("every step was cached")
         stages = self.stage_seconds()
-        if stages:
+        if stages and not self.all_cached:
+            # A stage per package layer: the table lists the stages that ran, and counts the rest.
             lines.append("  stage            work    steps  cached")
+            whole = 0
             for stage, seconds in stages.items():
                 stage_steps = [step for step in self.steps if step.stage == stage]
                 cached = sum(1 for step in stage_steps if step.cached)
+                if cached == len(stage_steps):
+                    whole += 1
+                    continue
                 lines.append(f"  {stage:<15} {seconds:6.1f}s {len(stage_steps):6d} {cached:7d}")
+            if whole:
+                lines.append(f"  ({whole} more stages, every step cached)")
         slowest = self.slowest()
         if slowest:
             lines.append("  slowest steps:")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagebuild.errors import ImageBuildError
+from imagebuild.locks.layers import stale_layer_files, write_layer_files
 from imagebuild.output import Printer
 from imagebuild.plan.config import HostPackageSettings
 
@@ -204,12 +205,13 @@ def _run_compile(
 
 def lock(
     requirements: Path,
+    dockerfile: Path,
     printer: Printer,
     upgrade_packages: Sequence[str] = (),
     upgrade: bool = False,
     only: Sequence[str] = (),
 ) -> list[Path]:
-    """Compile every group in dependency order; returns the lock files written."""
+    """Compile every group in dependency order, then the package layers' map and stages."""
     host = HostPackageSettings.current()
     env = compile_environment(os.environ)
     groups = present_groups(requirements)
@@ -232,6 +234,9 @@ def lock(
             requirements,
         )
         written.append(output)
+    for path in write_layer_files(requirements, dockerfile):
+        printer(f"lock: package layers -> {path.name}")
+        written.append(path)
     return written
 
 
@@ -273,7 +278,14 @@ def check_locks(requirements: Path, printer: Printer) -> list[StaleLock]:
     return stale
 
 
-def check_or_fail(requirements: Path, printer: Printer) -> None:
+def check_or_fail(requirements: Path, dockerfile: Path, printer: Printer) -> None:
+    layer_files = stale_layer_files(requirements, dockerfile)
+    if layer_files:
+        names = ", ".join(str(path) for path in layer_files)
+        raise ImageBuildError(
+            f"{names}: not what the locks give (package layers); run `inv lock` and commit"
+        )
+    printer("lock check: requirements/layers.txt and the Dockerfile's layer stages are current")
     stale = check_locks(requirements, printer)
     if not stale:
         printer("lock check: every lock matches its .in")

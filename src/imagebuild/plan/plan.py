@@ -248,7 +248,12 @@ def _asked_cache(settings: Settings, choices: BuildChoices, stamp: str) -> _Cach
             cache_to = (*cache_to, ("ignore-error", "true"))
         local_cache = None
     notes: tuple[str, ...] = ()
-    if choices.reproducible and cache_to is not None and dict(cache_to).get("type") == "inline":
+    if choices.cache_to is None and cache.mode == "inline" and not choices.push:
+        # Inline cache is read from a pushed image; on one that stays here it is only cost:
+        # BuildKit prepares it per layer, ~2 s on the image's 49 layers with nothing changed.
+        cache_to = None
+        notes = ("inline cache export left out: nothing is pushed (--push writes it)",)
+    elif choices.reproducible and cache_to is not None and dict(cache_to).get("type") == "inline":
         # Inline cache metadata is a label with each cache record's creation time: a warm and
         # a cold build of one commit would differ in it. A registry or local cache does not
         # touch the image, so those stay.

@@ -75,7 +75,7 @@ KINDS: dict[str, tuple[BuildRequest, CacheExporter, dict[str, str]]] = {
         {},
     ),
     "target, tags, build args": (
-        BuildRequest(target="torch", tags=("t:1", "t:2"), build_args=("A=1", "B=x y")),
+        BuildRequest(target="layer-torch", tags=("t:1", "t:2"), build_args=("A=1", "B=x y")),
         CacheExporter(),
         {},
     ),
