@@ -104,7 +104,10 @@ def test_bumping_one_package_rebuilds_its_own_layer_and_no_other(
     ran = {
         step.stage for step in after.steps if not step.cached and step.stage.startswith("layer-")
     }
-    assert ran == {"layer-idna"}, after.rebuilt_step_names()
+    # No other layer installs. idna's own may come from the builder's cache, which outlives
+    # tests: an engine that ran this test before has this very bump's layer (the image's
+    # layers below show the bump landed, in one layer).
+    assert ran <= {"layer-idna"}, after.rebuilt_step_names()
     for stage in ("base", "installer", "builder", "layer-torch", "layer-numpy"):
         assert all(cached for _, cached in steps(after, stage)), steps(after, stage)
     old = docker_client.image.inspect(before.tags[0]).root_fs.layers or []

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -88,7 +89,7 @@ def encode_aac(samples: npt.NDArray[np.float32], rate: int, cuts: Sequence[int] 
     return buffer.getvalue()
 
 
-def _aac_packets(samples: npt.NDArray[np.float32], rate: int) -> list[av.Packet]:
+def _aac_packets(samples: npt.NDArray[np.float32], rate: int) -> list[av.Packet[Any]]:
     """`samples` through an AAC encoder of its own: its packets, timed from 0 (the priming
     packet before it)."""
     encoder = av.CodecContext.create("aac", "w")
@@ -98,7 +99,7 @@ def _aac_packets(samples: npt.NDArray[np.float32], rate: int) -> list[av.Packet]
     encoder.format = "fltp"
     encoder.bit_rate = AAC_BITRATE
     encoder.time_base = Fraction(1, rate)
-    packets: list[av.Packet] = []
+    packets: list[av.Packet[Any]] = []
     for start in range(0, samples.size, FRAME_SAMPLES):
         block = np.ascontiguousarray(samples[start : start + FRAME_SAMPLES].reshape(1, -1))
         frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")

@@ -109,7 +109,8 @@ def test_the_limiter_worked_out_around_its_peaks_is_the_limiter_over_the_whole()
         gain = np.minimum(1.0, ceiling / np.maximum(np.abs(samples).astype(np.float64), 1e-9))
         window = max(1, int(0.005 * rate))
         gain = uniform_filter1d(minimum_filter1d(gain, size=2 * window + 1), size=window)
-        return np.clip(samples * gain, -ceiling, ceiling).astype(np.float32)
+        limited: np.ndarray = np.clip(samples * gain, -ceiling, ceiling).astype(np.float32)
+        return limited
 
     rng = np.random.default_rng(5)
     for size, rate in ((50, 8000), (20_000, 24000), (200_000, 44100)):

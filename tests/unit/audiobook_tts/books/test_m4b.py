@@ -14,7 +14,7 @@ RATE = 44100
 
 
 def decoded(data: bytes) -> np.ndarray:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         return np.concatenate(
             [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
         )
@@ -33,7 +33,7 @@ def test_a_chapter_aac_in_parts_decodes_to_its_samples_with_the_seam_in_its_paus
     whole = m4b.encode_aac(samples, RATE)
     parted = m4b.encode_aac(samples, RATE, [pause, size - 100])  # the second: too near the end
     assert parted != whole
-    with av.open(io.BytesIO(parted)) as container:
+    with av.open(io.BytesIO(parted), "r") as container:
         packets = [p for p in container.demux(audio=0) if p.size]
     # One priming packet (the first part's), then a packet a frame: two parts, joined.
     assert len(packets) == size // m4b.AAC_FRAME + 1
