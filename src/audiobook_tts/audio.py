@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -237,6 +238,17 @@ MP3_COMPRESSION_LEVEL = 7
 MP3_BLOCK = 16 * 1152
 
 
+def mono_frames(samples: Samples, rate: int, block: int) -> Iterator[av.AudioFrame]:
+    """`samples` as PyAV's mono float frames of `block` samples, each timed by its first."""
+    for start in range(0, samples.size, block):
+        part = np.ascontiguousarray(samples[start : start + block], dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(part.reshape(1, -1), format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        yield frame
+
+
 def encode_mp3_frames(samples: Samples, rate: int) -> bytes:
     """`samples` as bare CBR MP3 frames (LAME, `MP3_BITRATE`, -q `MP3_COMPRESSION_LEVEL`):
     no ID3 tag and no Xing/Info frame, so that parts join into one stream. LAME lets go of
@@ -253,11 +265,7 @@ def encode_mp3_frames(samples: Samples, rate: int) -> bytes:
             options={"compression_level": str(MP3_COMPRESSION_LEVEL)},
         )
         stream.bit_rate = MP3_BITRATE
-        for start in range(0, samples.size, MP3_BLOCK):
-            block = np.ascontiguousarray(samples[start : start + MP3_BLOCK], dtype=np.float32)
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="fltp", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
+        for frame in mono_frames(samples, rate, MP3_BLOCK):
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return buffer.getvalue()

@@ -23,7 +23,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from audiobook_tts.audio import part_bounds
+from audiobook_tts.audio import mono_frames, part_bounds
 from audiobook_tts.books.reading import Cover
 
 # Mono speech: 64 kbps AAC-LC is what the large audiobook stores deliver.
@@ -100,12 +100,7 @@ def _aac_packets(samples: npt.NDArray[np.float32], rate: int) -> list[av.Packet[
     encoder.bit_rate = AAC_BITRATE
     encoder.time_base = Fraction(1, rate)
     packets: list[av.Packet[Any]] = []
-    for start in range(0, samples.size, FRAME_SAMPLES):
-        block = np.ascontiguousarray(samples[start : start + FRAME_SAMPLES].reshape(1, -1))
-        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = start
-        frame.time_base = encoder.time_base
+    for frame in mono_frames(samples, rate, FRAME_SAMPLES):
         packets.extend(encoder.encode(frame))
     packets.extend(encoder.encode(None))
     return packets
